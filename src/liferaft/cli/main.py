@@ -1,0 +1,19 @@
+"""The ``liferaft`` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from . import sim
+
+app = typer.Typer(
+    name="liferaft",
+    help="Liferaft keeps OpenStack workloads alive when a compute host or a whole datacenter fails.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(sim.app, name="sim")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Simulated compute service: state in `state.py`, HTTP facade in `api.py`."""

@@ -1,0 +1,1 @@
+"""Simulated image service: state in `state.py`, HTTP facade in `api.py`."""

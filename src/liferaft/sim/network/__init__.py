@@ -1,0 +1,1 @@
+"""Simulated network service: state in `state.py`, HTTP facade in `api.py`."""

@@ -1,0 +1,1 @@
+"""Simulated objects service: state in `state.py`, HTTP facade in `api.py`."""

@@ -1,0 +1,1 @@
+"""Simulated volume service: state in `state.py`, HTTP facade in `api.py`."""
