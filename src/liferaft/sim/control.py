@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from . import faults
+from . import canary_api, faults, links_api
 from .http import ApiError, error_response, json_response, read_json
 
 if TYPE_CHECKING:
@@ -104,4 +104,6 @@ def control_app(server: SimServer) -> Starlette:
         Route("/control/heal", heal, methods=["POST"]),
         Route("/control/writelog", writelog, methods=["GET"]),
     ]
+    routes += links_api.routes(server)
+    routes += canary_api.routes(server)
     return Starlette(routes=routes)

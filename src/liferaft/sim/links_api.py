@@ -1,0 +1,14 @@
+"""Control-API routes for WAN link settings (background traffic, flow limits, usage counters)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.routing import BaseRoute
+
+if TYPE_CHECKING:
+    from .server import SimServer
+
+
+def routes(server: SimServer) -> list[BaseRoute]:
+    return []
