@@ -289,19 +289,27 @@ def _domain_of(ref: dict[str, Any]) -> str:
 
 
 # -- HTTP ------------------------------------------------------------------------
-def _style(fn: Any) -> Any:
-    async def wrapped(request: Request) -> Response:
-        try:
-            result: Response = await fn(request)
-            return result
-        except ApiError as err:
-            return error_response(err, "keystone")
+def _styled(site: Site) -> Any:
+    """Wrap identity handlers: faults and clock catch-up, Keystone's error shape."""
+    from .service import before_call  # service imports this module
 
-    return wrapped
+    def deco(fn: Any) -> Any:
+        async def wrapped(request: Request) -> Response:
+            try:
+                await before_call(site, request, charge=True)
+                result: Response = await fn(request)
+                return result
+            except ApiError as err:
+                return error_response(err, "keystone")
+
+        return wrapped
+
+    return deco
 
 
 def routes(site: Site) -> list[Route]:
     ident = site.identity
+    _style = _styled(site)
 
     def version_doc() -> dict[str, Any]:
         return {
