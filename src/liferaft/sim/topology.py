@@ -64,6 +64,17 @@ class SiteSpec(_Strict):
     vtep_subnet: str | None = Field(None, description="Subnet of the hosts' VTEP addresses.")
     max_concurrent_restores: int = Field(50, ge=1)
 
+    @model_validator(mode="after")
+    def _check_hosts(self) -> SiteSpec:
+        if isinstance(self.hosts, int) and self.hosts < 0:
+            raise ValueError(f"hosts must be >= 0, got {self.hosts}")
+        if isinstance(self.hosts, list):
+            names = [h.name for h in self.hosts]
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"duplicate host names: {', '.join(dup)}")
+        return self
+
     def host_specs(self, site: str) -> list[HostSpec]:
         if isinstance(self.hosts, int):
             return [HostSpec(name=f"{site}-compute-{i}") for i in range(1, self.hosts + 1)]
