@@ -1,0 +1,5 @@
+"""The engine: durable workflows, leadership, the clock port and kill hooks.
+
+It knows nothing about OpenStack: workflows call step functions that the
+services provide.
+"""

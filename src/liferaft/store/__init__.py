@@ -1,0 +1,20 @@
+"""The state store: SQLAlchemy tables, Alembic migrations and the :class:`Store` API."""
+
+from liferaft.store.db import sqlite_url
+from liferaft.store.migrate import upgrade
+from liferaft.store.records import Event, Fence, Lease, NewStep, Resource, Step, Workflow
+from liferaft.store.store import KEEP, Store
+
+__all__ = [
+    "KEEP",
+    "Event",
+    "Fence",
+    "Lease",
+    "NewStep",
+    "Resource",
+    "Step",
+    "Store",
+    "Workflow",
+    "sqlite_url",
+    "upgrade",
+]
