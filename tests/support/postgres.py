@@ -13,6 +13,7 @@ to the test user (mode 0700) and a Unix socket path must stay short.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -125,9 +126,7 @@ class PostgresCluster:
 
     def stop(self) -> None:
         if self._started:
-            try:
+            with contextlib.suppress(RuntimeError):
                 self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
-            except RuntimeError:
-                pass
             self._started = False
         shutil.rmtree(self.root, ignore_errors=True)
