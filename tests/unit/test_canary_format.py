@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import pytest
@@ -44,12 +45,20 @@ def test_block_format_is_pinned() -> None:
     assert raw[140:144] == b"data"
     assert int.from_bytes(raw[148:156], "little") == 3
     assert int.from_bytes(raw[156:164], "little") == 7
+    assert raw[-4:] == zlib.crc32(raw[:HEADER_SIZE]).to_bytes(4, "little")
+    assert raw[HEADER_SIZE : HEADER_SIZE + 8] == (7).to_bytes(8, "little")  # filler: (seq, time)...
 
 
 def test_torn_block_is_rejected_whichever_half_is_stale() -> None:
     old = encode_block(_block(seq=7), BS)
     new = encode_block(_block(seq=8), BS)
-    for torn in (new[:512] + old[512:], old[:512] + new[512:], new[: BS - 1] + old[BS - 1 :]):
+    middle = new[:2048] + old[2048:2560] + new[2560:]  # one stale sector inside the filler
+    for torn in (
+        new[:512] + old[512:],
+        old[:512] + new[512:],
+        new[: BS - 1] + old[BS - 1 :],
+        middle,
+    ):
         with pytest.raises(BlockError) as err:
             decode_block(torn)
         assert err.value.kind == "torn"
