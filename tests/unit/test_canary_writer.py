@@ -22,7 +22,7 @@ from liferaft.sim.clock import STEPPED_EPOCH, SimClock
 from liferaft.sim.disks import Disk
 from liferaft.sim.http import ApiError
 from liferaft.sim.world import World
-from liferaft.sim.writelog import WriteLog
+from liferaft.sim.writelog import WriteLog, double_running
 
 BS = 4096
 
@@ -188,6 +188,23 @@ def test_unfenced_evacuation_leaves_a_ghost_writing_from_the_old_host(fw: FakeWo
     fw.clock.advance(2)
     last = fw.writelog.query(kind="write")[-4:]
     assert {e.host for e in last} == {"h2"}
+    runs = double_running(fw.writelog.entries)
+    assert [(r.instance, r.first, r.second) for r in runs] == [
+        ("vm", ("east", "h1"), ("east", "h2"))
+    ]
+    assert (runs[0].start, runs[0].end) == pytest.approx((STEPPED_EPOCH + 3, STEPPED_EPOCH + 4))
+
+
+def test_a_clean_move_is_not_a_double_run(fw: FakeWorld) -> None:
+    _db(fw, rate=1)
+    compute = fw.sites["east"].compute
+    fw.clock.advance(3)
+    compute.hosts["h1"].powered_on = False  # fenced first
+    fw.clock.advance(10)
+    compute.servers["vm"].host = "h2"  # then evacuated
+    fw.clock.advance(3)
+    assert {e.host for e in fw.writelog.query(kind="write")} == {"h1", "h2"}
+    assert double_running(fw.writelog.entries, gap=5) == []
 
 
 def test_detached_volume_blocks_and_deleted_server_stops(fw: FakeWorld) -> None:

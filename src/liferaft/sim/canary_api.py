@@ -18,6 +18,9 @@ GET       /control/volumes/{site}/{volume}/freshness    newest canary on the vol
                                                         data-loss window)
 POST      /control/check-consistency                    ``{"site", "volumes": [...], "writer"}``
 GET       /control/health/{site}/{server}               what the guest's health probe sees
+GET       /control/double-running                       instances that wrote from two places at
+                                                        once (``?gap=`` seconds of silence that
+                                                        end a session, default 5)
 ========  ============================================  ==========================================
 
 Errors are ``{"error": {"code", "message"}}`` like the rest of the control API.
@@ -38,6 +41,7 @@ from .canary_health import guest_health
 from .canary_read import read_freshness
 from .disks import Disk
 from .http import ApiError, error_response, json_response, read_json
+from .writelog import double_running
 
 if TYPE_CHECKING:
     from .server import SimServer
@@ -167,6 +171,14 @@ def routes(server: SimServer) -> list[BaseRoute]:
         pp = request.path_params
         return json_response(guest_health(world, pp["site"], pp["server_id"]))
 
+    @handler
+    async def double_runs(request: Request) -> Response:
+        gap = _float_param(request, "gap")
+        if gap is not None and not gap > 0:
+            raise ApiError(400, f"'gap' must be a positive number of seconds, got {gap}")
+        runs = double_running(world.writelog.entries, gap=5.0 if gap is None else gap)
+        return json_response({"double_running": [r.as_dict() for r in runs]})
+
     return [
         Route("/control/canaries", create, methods=["POST"]),
         Route("/control/canaries", list_all, methods=["GET"]),
@@ -176,4 +188,5 @@ def routes(server: SimServer) -> list[BaseRoute]:
         Route("/control/volumes/{site}/{volume_id}/freshness", freshness, methods=["GET"]),
         Route("/control/check-consistency", check, methods=["POST"]),
         Route("/control/health/{site}/{server_id}", health, methods=["GET"]),
+        Route("/control/double-running", double_runs, methods=["GET"]),
     ]
