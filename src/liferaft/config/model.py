@@ -1,0 +1,225 @@
+"""The controller's settings, as typed pydantic models.
+
+Every field carries a help text (``Field(description=...)``): it is what
+``docs/configuration.md`` shows, and ``tests/unit/test_config_doc.py`` fails
+when the two drift apart.  Models forbid unknown keys so a typo is an error
+that names the key, not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Section(BaseModel):
+    """Base of every settings section: unknown keys are refused, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def default_state_dir() -> Path:
+    """``$XDG_STATE_HOME/liferaft`` (``~/.local/state/liferaft`` when unset)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "liferaft"
+
+
+class SiteSettings(Section):
+    """One site: a cloud of a ``clouds.yaml`` file."""
+
+    name: str = Field(
+        min_length=1,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="The site's name inside Liferaft (letters, digits, `_`, `.`, `-`).",
+    )
+    cloud: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The cloud's name in clouds.yaml; defaults to the site's name.",
+    )
+    clouds_yaml: Path | None = Field(
+        default=None,
+        description=(
+            "Path of the clouds.yaml file holding the cloud (relative to the config file); "
+            "unset: openstacksdk's usual search ($OS_CLIENT_CONFIG_FILE, ./clouds.yaml, "
+            "~/.config/openstack/clouds.yaml, /etc/openstack/clouds.yaml)."
+        ),
+    )
+
+    @property
+    def cloud_name(self) -> str:
+        """The clouds.yaml entry to use."""
+        return self.cloud or self.name
+
+
+class StoreSettings(Section):
+    """Where durable state (workflows, steps, events, leases) lives."""
+
+    url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy URL of the state store (`sqlite:///...` or `postgresql+psycopg://...`); "
+            "unset: a SQLite file `liferaft.db` in `state_dir`."
+        ),
+    )
+
+
+class ApiSettings(Section):
+    """The REST API."""
+
+    host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address the API listens on; loopback by default (put a TLS proxy in front to expose it).",
+    )
+    port: int = Field(
+        default=8787, ge=0, le=65535, description="TCP port of the API (0: any free port)."
+    )
+    token_cache_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="How long a token validated by the site's Keystone is trusted without asking again (0: ask every time).",
+    )
+
+
+class LoggingSettings(Section):
+    """Structured logging to standard error."""
+
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Lowest level that is logged."
+    )
+    format: Literal["json", "kv"] = Field(
+        default="kv",
+        description="`json`: one JSON object per line; `kv`: `key=value` pairs per line.",
+    )
+
+
+class MetricsSettings(Section):
+    """Prometheus metrics."""
+
+    enabled: bool = Field(default=True, description="Serve Prometheus metrics at `GET /metrics`.")
+
+
+class ClockSettings(Section):
+    """Where the controller reads time from."""
+
+    source: Literal["real", "simulator"] = Field(
+        default="real",
+        description="`real`: wall time; `simulator`: follow the simulator's clock (demo and tests).",
+    )
+    control_url: str | None = Field(
+        default=None,
+        description="The simulator's control API URL (`http://host:port`); required when `source` is `simulator`.",
+    )
+    poll_interval: float = Field(
+        default=0.05,
+        gt=0,
+        le=10,
+        description="Real seconds between readings of the simulator's clock while sleeping.",
+    )
+
+    @model_validator(mode="after")
+    def _needs_url(self) -> ClockSettings:
+        if self.source == "simulator" and not self.control_url:
+            raise ValueError("clock source 'simulator' needs control_url")
+        return self
+
+
+class LeadershipSettings(Section):
+    """Leadership: only the controller holding the lease acts."""
+
+    role: str = Field(
+        default="controller",
+        min_length=1,
+        description="Name of the leadership role this controller contends for (one leader per role).",
+    )
+    lease_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description="How long a leader's lease lasts without renewal; a new leader may take over after it expires.",
+    )
+
+
+class DrLogicSettings(Section):
+    """DR-Logic: when each group is checkpointed and how the WAN is shared (names from ORBIT)."""
+
+    drlogic_interval: float = Field(
+        default=30.0, gt=0, description="Seconds between two runs of the DR-Logic control loop."
+    )
+    drlogic_clean_up_interval: float = Field(
+        default=3600.0, gt=0, description="Seconds between two clean-ups of expired checkpoints."
+    )
+    max_protection_interval: float = Field(
+        default=1800.0,
+        gt=0,
+        description="Longest time in seconds a protected group may go without a checkpoint, whatever the logic decides.",
+    )
+    logic_driver: str = Field(
+        default="per-group-interval",
+        min_length=1,
+        description="Name of the DR-Logic plugin (entry point in `liferaft.logic`).",
+    )
+
+
+class HaSettings(Section):
+    """Compute-host HA (monitors, fencing, evacuation); filled by the HA service."""
+
+
+class ProtectionSettings(Section):
+    """Protection (checkpoints, replication, retention); filled by the protection service."""
+
+
+class Settings(Section):
+    """The controller's configuration file."""
+
+    site: SiteSettings = Field(description="The site this controller serves.")
+    peers: list[SiteSettings] = Field(
+        default_factory=list,
+        description="The other sites (recovery sites, or sites this one protects).",
+    )
+    state_dir: Path = Field(
+        default_factory=default_state_dir,
+        description="Directory for local state (the default SQLite store); `$XDG_STATE_HOME/liferaft` by default.",
+    )
+    store: StoreSettings = Field(default_factory=StoreSettings, description="The state store.")
+    api: ApiSettings = Field(default_factory=ApiSettings, description="The REST API.")
+    logging: LoggingSettings = Field(default_factory=LoggingSettings, description="Logging.")
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings, description="Metrics.")
+    clock: ClockSettings = Field(default_factory=ClockSettings, description="The clock.")
+    leadership: LeadershipSettings = Field(
+        default_factory=LeadershipSettings, description="Leadership."
+    )
+    drlogic: DrLogicSettings = Field(default_factory=DrLogicSettings, description="DR-Logic.")
+    ha: HaSettings = Field(default_factory=HaSettings, description="Compute-host HA.")
+    protection: ProtectionSettings = Field(
+        default_factory=ProtectionSettings, description="Protection."
+    )
+
+    @model_validator(mode="after")
+    def _unique_sites(self) -> Settings:
+        seen = {self.site.name}
+        for peer in self.peers:
+            if peer.name in seen:
+                raise ValueError(f"site name {peer.name!r} is used twice")
+            seen.add(peer.name)
+        return self
+
+    @property
+    def store_url(self) -> str:
+        """The store URL, defaulting to SQLite in ``state_dir``."""
+        return self.store.url or f"sqlite:///{self.state_dir / 'liferaft.db'}"
+
+    def all_sites(self) -> list[SiteSettings]:
+        """This site first, then its peers."""
+        return [self.site, *self.peers]
+
+    def find_site(self, name: str) -> SiteSettings:
+        for s in self.all_sites():
+            if s.name == name:
+                return s
+        raise KeyError(name)
