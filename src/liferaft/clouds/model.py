@@ -1,0 +1,243 @@
+"""What the Cloud port returns: small frozen dataclasses, not openstacksdk resources.
+
+Services and workflows keep these (or their ``asdict``) in step results, so
+they hold plain values only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+#: Metadata keys on every resource Liferaft creates, so a replayed step finds
+#: what an earlier attempt of the same step made (see ``Tag``).
+TAG_RUN = "liferaft:run"
+TAG_STEP = "liferaft:step"
+
+
+@dataclass(frozen=True)
+class Tag:
+    """Who made a resource: the workflow run and the step.
+
+    Servers, volumes, snapshots, backups and images carry it as metadata
+    (``liferaft:run`` / ``liferaft:step``); Neutron ports, which have no
+    metadata, carry it as tags ``liferaft:run=<run>`` / ``liferaft:step=<step>``.
+    """
+
+    run: str
+    step: str
+
+    def metadata(self) -> dict[str, str]:
+        return {TAG_RUN: self.run, TAG_STEP: self.step}
+
+    def tags(self) -> list[str]:
+        return [f"{TAG_RUN}={self.run}", f"{TAG_STEP}={self.step}"]
+
+    def matches(self, metadata: Mapping[str, str] | None) -> bool:
+        return bool(metadata) and all(metadata.get(k) == v for k, v in self.metadata().items())  # type: ignore[union-attr]
+
+    def matches_tags(self, tags: list[str] | tuple[str, ...] | None) -> bool:
+        return bool(tags) and all(t in tags for t in self.tags())  # type: ignore[operator]
+
+
+@dataclass(frozen=True)
+class Address:
+    network: str
+    ip: str
+    mac: str | None = None
+    kind: str | None = None  # fixed or floating
+
+
+@dataclass(frozen=True)
+class Server:
+    id: str
+    name: str
+    status: str
+    host: str | None = None  # only visible to admins
+    power_state: int | None = None
+    task_state: str | None = None
+    image_id: str | None = None
+    flavor: str | None = None
+    availability_zone: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    addresses: tuple[Address, ...] = ()
+    project_id: str | None = None
+
+
+@dataclass(frozen=True)
+class VolumeAttachment:
+    server_id: str
+    device: str | None = None
+    attachment_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Volume:
+    id: str
+    name: str
+    status: str
+    size_gb: int
+    volume_type: str | None = None
+    bootable: bool = False
+    availability_zone: str | None = None
+    snapshot_id: str | None = None
+    source_image_id: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    attachments: tuple[VolumeAttachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: str
+    name: str
+    volume_id: str
+    status: str
+    size_gb: int
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    created_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Backup:
+    id: str
+    name: str
+    volume_id: str
+    status: str
+    size_gb: int
+    is_incremental: bool = False
+    has_dependent_backups: bool = False
+    container: str | None = None
+    snapshot_id: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    created_at: str | None = None
+
+
+@dataclass(frozen=True)
+class BackupRecord:
+    """A backup's exported record (Cinder ``export_record``), importable at another site."""
+
+    backup_service: str
+    backup_url: str
+
+
+@dataclass(frozen=True)
+class FixedIP:
+    ip_address: str
+    subnet_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Port:
+    id: str
+    name: str
+    network_id: str
+    mac_address: str
+    status: str
+    fixed_ips: tuple[FixedIP, ...] = ()
+    device_id: str | None = None
+    device_owner: str | None = None
+    host: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Image:
+    id: str
+    name: str
+    status: str
+    size: int | None = None
+    disk_format: str | None = None
+    container_format: str | None = None
+    checksum: str | None = None
+    properties: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ComputeService:
+    id: str
+    binary: str
+    host: str
+    status: str  # enabled / disabled
+    state: str  # up / down
+    forced_down: bool = False
+    zone: str | None = None
+    disabled_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Hypervisor:
+    id: str
+    name: str
+    status: str  # enabled / disabled
+    state: str  # up / down
+    host_ip: str | None = None
+    hypervisor_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Inventory:
+    resource_class: str
+    total: int
+    reserved: int = 0
+    allocation_ratio: float = 1.0
+    min_unit: int = 1
+    max_unit: int | None = None
+    step_size: int = 1
+
+    @property
+    def capacity(self) -> float:
+        """What can be allocated in all: ``(total - reserved) * allocation_ratio``."""
+        return (self.total - self.reserved) * self.allocation_ratio
+
+
+@dataclass(frozen=True)
+class ProviderCapacity:
+    """One Placement resource provider (a compute node): inventories and usages."""
+
+    id: str
+    name: str
+    inventories: Mapping[str, Inventory] = field(default_factory=dict)
+    usages: Mapping[str, int] = field(default_factory=dict)
+
+    def free(self, resource_class: str) -> float:
+        inv = self.inventories.get(resource_class)
+        if inv is None:
+            return 0.0
+        return inv.capacity - self.usages.get(resource_class, 0)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    interface: str
+    url: str
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    type: str
+    name: str
+    endpoints: tuple[Endpoint, ...] = ()
+
+
+@dataclass(frozen=True)
+class IdentityInfo:
+    """Who the adapter is logged in as, and where."""
+
+    auth_url: str
+    region: str | None
+    user_id: str
+    project_id: str
+    catalog: tuple[CatalogEntry, ...] = ()
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token validated by Keystone (``GET /v3/auth/tokens``)."""
+
+    user_id: str
+    user_name: str
+    project_id: str | None
+    project_name: str | None
+    roles: tuple[str, ...]
+    expires_at: str

@@ -1,0 +1,189 @@
+"""The Cloud port: everything Liferaft's services ask of one OpenStack site.
+
+One object per site.  Every method is a coroutine (the adapter runs the
+blocking client in a worker thread).  Failures are Liferaft's classified
+errors (:mod:`liferaft.errors`): ``RetryLater`` (site unreachable, 5xx,
+429, timeouts), ``GiveUp`` (4xx a retry cannot fix; :class:`ResourceNotFound`
+for a missing resource), ``NeedsHuman`` (credentials or permissions an
+operator must fix).
+
+Conventions:
+
+* ``get_*`` raise :class:`ResourceNotFound`; ``find_*`` return ``None``.
+* ``delete_*`` are idempotent: a resource already gone is success.
+* ``create_*`` take a :class:`~liferaft.clouds.model.Tag`; the resource
+  carries it, and ``find_*_by_tag`` finds what an earlier attempt of the
+  same step made, so a replayed step does not create a second one.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from liferaft.errors import GiveUp
+
+from .model import (
+    Backup,
+    BackupRecord,
+    ComputeService,
+    Hypervisor,
+    IdentityInfo,
+    Image,
+    Port,
+    ProviderCapacity,
+    Server,
+    Snapshot,
+    Tag,
+    TokenInfo,
+    Volume,
+)
+
+#: Capabilities ``Cloud.supports`` knows about.
+CAPABILITIES = ("quiesce", "force_down", "evacuate_without_host", "backup_incremental", "port_tags")
+
+
+class ResourceNotFound(GiveUp):
+    """The resource does not exist at the site (HTTP 404)."""
+
+
+@runtime_checkable
+class Cloud(Protocol):
+    """One site's OpenStack APIs, as Liferaft uses them."""
+
+    site: str
+
+    # -- identity and discovery ------------------------------------------------
+    async def identity(self) -> IdentityInfo:
+        """Log in (if needed) and describe who we are and the service catalog."""
+        ...
+
+    async def validate_token(self, token: str) -> TokenInfo | None:
+        """Ask Keystone about a user's token; ``None`` when it is invalid or expired."""
+        ...
+
+    async def supports(self, capability: str) -> bool:
+        """Whether the site offers an optional capability (see ``CAPABILITIES``)."""
+        ...
+
+    # -- servers -----------------------------------------------------------------
+    async def create_server(
+        self,
+        *,
+        name: str,
+        tag: Tag,
+        flavor: str,
+        image_id: str | None = None,
+        boot_volume_id: str | None = None,
+        port_ids: list[str] | None = None,
+        network_ids: list[str] | None = None,
+        availability_zone: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> Server: ...
+
+    async def find_server(self, name: str, tag: Tag) -> Server | None: ...
+    async def get_server(self, server_id: str) -> Server: ...
+    async def list_servers(
+        self, *, host: str | None = None, all_projects: bool = True
+    ) -> list[Server]: ...
+    async def delete_server(self, server_id: str) -> None: ...
+    async def stop_server(self, server_id: str) -> None: ...
+    async def start_server(self, server_id: str) -> None: ...
+    async def evacuate_server(self, server_id: str, *, host: str | None = None) -> None: ...
+    async def create_server_image(self, server_id: str, *, name: str, tag: Tag) -> Image: ...
+    async def quiesce_server(self, server_id: str) -> None:
+        """Freeze the guest's file systems (only where ``supports("quiesce")``)."""
+        ...
+
+    async def unquiesce_server(self, server_id: str) -> None: ...
+
+    # -- volumes -----------------------------------------------------------------
+    async def create_volume(
+        self,
+        *,
+        name: str,
+        tag: Tag,
+        size_gb: int,
+        image_id: str | None = None,
+        snapshot_id: str | None = None,
+        volume_type: str | None = None,
+        availability_zone: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> Volume: ...
+
+    async def find_volume(self, name: str, tag: Tag) -> Volume | None: ...
+    async def get_volume(self, volume_id: str) -> Volume: ...
+    async def list_volumes(self, *, all_projects: bool = True) -> list[Volume]: ...
+    async def delete_volume(self, volume_id: str) -> None: ...
+    async def attach_volume(
+        self, server_id: str, volume_id: str, *, device: str | None = None
+    ) -> None: ...
+    async def detach_volume(self, server_id: str, volume_id: str) -> None: ...
+    async def create_snapshot(
+        self, volume_id: str, *, name: str, tag: Tag, force: bool = True
+    ) -> Snapshot: ...
+    async def find_snapshot(self, name: str, tag: Tag) -> Snapshot | None: ...
+    async def get_snapshot(self, snapshot_id: str) -> Snapshot: ...
+    async def delete_snapshot(self, snapshot_id: str) -> None: ...
+    async def create_backup(
+        self,
+        volume_id: str,
+        *,
+        name: str,
+        tag: Tag,
+        incremental: bool,
+        snapshot_id: str | None = None,
+        container: str | None = None,
+    ) -> Backup: ...
+    async def find_backup(self, name: str, tag: Tag) -> Backup | None: ...
+    async def get_backup(self, backup_id: str) -> Backup: ...
+    async def delete_backup(self, backup_id: str) -> None: ...
+    async def export_backup_record(self, backup_id: str) -> BackupRecord: ...
+    async def import_backup_record(self, record: BackupRecord) -> Backup: ...
+    async def restore_backup(
+        self, backup_id: str, *, volume_id: str | None = None, name: str | None = None
+    ) -> Volume: ...
+
+    # -- network -----------------------------------------------------------------
+    async def create_port(
+        self,
+        *,
+        name: str,
+        tag: Tag,
+        network_id: str,
+        fixed_ips: list[tuple[str | None, str]] | None = None,
+        mac_address: str | None = None,
+    ) -> Port:
+        """``fixed_ips`` is a list of ``(subnet_id or None, ip_address)``."""
+        ...
+
+    async def find_port(self, name: str, tag: Tag) -> Port | None: ...
+    async def get_port(self, port_id: str) -> Port: ...
+    async def list_ports(
+        self, *, device_id: str | None = None, network_id: str | None = None
+    ) -> list[Port]: ...
+    async def delete_port(self, port_id: str) -> None: ...
+
+    # -- images ------------------------------------------------------------------
+    async def get_image(self, image_id: str) -> Image: ...
+    async def upload_image(
+        self,
+        *,
+        name: str,
+        tag: Tag,
+        data: bytes,
+        disk_format: str = "raw",
+        container_format: str = "bare",
+        properties: dict[str, str] | None = None,
+    ) -> Image: ...
+    async def download_image(self, image_id: str) -> bytes: ...
+    async def delete_image(self, image_id: str) -> None: ...
+
+    # -- compute hosts and capacity ----------------------------------------------
+    async def list_compute_services(self, *, host: str | None = None) -> list[ComputeService]: ...
+    async def force_down_compute(self, host: str, *, down: bool = True) -> ComputeService: ...
+    async def disable_compute(self, host: str, *, reason: str) -> ComputeService: ...
+    async def enable_compute(self, host: str) -> ComputeService: ...
+    async def list_hypervisors(self) -> list[Hypervisor]: ...
+    async def capacity(self) -> list[ProviderCapacity]:
+        """Placement's resource providers, with inventories and usages."""
+        ...
