@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from liferaft.errors import ConfigError
 
@@ -69,9 +68,7 @@ def make_engines(url: str) -> tuple[Engine, Engine]:
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
-    # NullPool: a connection per transaction is cheap for SQLite, and it keeps
-    # forked/killed test processes from sharing pooled handles.
-    engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
