@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from . import canary_api, faults, links_api
+from . import canary_api, faults, links_api, volume_control
 from .http import ApiError, error_response, json_response, read_json
 
 if TYPE_CHECKING:
@@ -105,5 +105,6 @@ def control_app(server: SimServer) -> Starlette:
         Route("/control/writelog", writelog, methods=["GET"]),
     ]
     routes += links_api.routes(server)
+    routes += volume_control.routes(server)
     routes += canary_api.routes(server)
     return Starlette(routes=routes)
