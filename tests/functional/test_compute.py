@@ -267,7 +267,7 @@ def test_evacuate_after_legacy_force_down_to_a_named_host(cloud: SimProcess) -> 
     assert r.status_code == 200, r.text
     assert r.json()["service"]["forced_down"] is True
     services = nova("GET", "/os-services", version="2.11").json()["services"]
-    down = [s for s in services if s["host"] == "east-compute-1"][0]
+    down = next(s for s in services if s["host"] == "east-compute-1")
     assert (down["state"], down["id"]) == ("down", 1)  # integer ids below 2.53
     r = nova.action(sid, {"evacuate": {"host": "east-compute-1"}}, version="2.29")
     assert r.status_code == 400  # not onto the failed host itself
@@ -292,11 +292,11 @@ def test_evacuation_rebuilds_after_its_latency_and_moves_ports(
     assert nova.server(sid)["status"] == "SHUTOFF"
     power = sim.control("GET", "/control/writelog?kind=power&site=east")["entries"]
     assert {(e["host"], e["data"]["on"]) for e in power} >= {(source, False), (source, True)}
-    svc = [
+    svc = next(
         s
         for s in nova("GET", "/os-services", version="2.53").json()["services"]
         if s["host"] == source
-    ][0]
+    )
     r = nova("PUT", f"/os-services/{svc['id']}", {"forced_down": True}, version="2.53")
     assert r.json()["service"]["forced_down"] is True
     assert nova.action(sid, {"evacuate": {}}, version="2.94").status_code == 200
