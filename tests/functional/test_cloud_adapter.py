@@ -106,11 +106,11 @@ def test_unknown_cloud_is_a_config_error(sim: SimProcess, tmp_path: Path) -> Non
 
 def test_tags_mark_what_a_step_made() -> None:
     tag = Tag(run="r1", step="boot-web")
-    assert tag.matches({"liferaft:run": "r1", "liferaft:step": "boot-web", "other": "x"})
-    assert not tag.matches({"liferaft:run": "r1", "liferaft:step": "boot-db"})
+    assert tag.matches({"liferaft_run": "r1", "liferaft_step": "boot-web", "other": "x"})
+    assert not tag.matches({"liferaft_run": "r1", "liferaft_step": "boot-db"})
     assert not tag.matches({})
-    assert tag.matches_tags(["liferaft:run=r1", "liferaft:step=boot-web"])
-    assert not tag.matches_tags(["liferaft:run=r1"])
+    assert tag.matches_tags(["liferaft_run=r1", "liferaft_step=boot-web"])
+    assert not tag.matches_tags(["liferaft_run=r1"])
 
 
 def test_region_comes_from_clouds_yaml(sim: SimProcess) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import sim
+from . import serve, sim
 
 app = typer.Typer(
     name="liferaft",
@@ -13,6 +13,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(sim.app, name="sim")
+app.command("serve")(serve.serve)
 
 
 def main() -> None:

@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 #: Metadata keys on every resource Liferaft creates, so a replayed step finds
-#: what an earlier attempt of the same step made (see ``Tag``).
-TAG_RUN = "liferaft:run"
-TAG_STEP = "liferaft:step"
+#: what an earlier attempt of the same step made (see ``Tag``).  The format is
+#: the engine's (``docs/engine.md``, ``liferaft.engine.idempotency``).
+TAG_RUN = "liferaft_run"
+TAG_STEP = "liferaft_step"
 
 
 @dataclass(frozen=True)
@@ -20,8 +21,8 @@ class Tag:
     """Who made a resource: the workflow run and the step.
 
     Servers, volumes, snapshots, backups and images carry it as metadata
-    (``liferaft:run`` / ``liferaft:step``); Neutron ports, which have no
-    metadata, carry it as tags ``liferaft:run=<run>`` / ``liferaft:step=<step>``.
+    (``liferaft_run`` / ``liferaft_step``); Neutron ports, which have no
+    metadata, carry it as tags ``liferaft_run=<run>`` / ``liferaft_step=<step>``.
     """
 
     run: str

@@ -24,7 +24,7 @@ import openstack.config
 from keystoneauth1 import exceptions as ksa
 from openstack import exceptions as osx
 
-from liferaft.errors import GiveUp
+from liferaft.errors import GiveUp, RetryLater
 
 from .errors import convert
 from .model import (
@@ -303,6 +303,17 @@ class OpenStackCloud:
             )
 
         return await self._run("identity", call)
+
+    async def ping(self) -> None:
+        """``GET {auth_url}`` (Keystone's version document, no token needed)."""
+
+        def call(c: openstack.connection.Connection) -> None:
+            url = c.config.get_auth_args().get("auth_url", "")
+            r = c.session.get(url, authenticated=False, raise_exc=False, timeout=10)
+            if r.status_code >= 500:
+                raise RetryLater(f"{self.site}: identity at {url} answered HTTP {r.status_code}")
+
+        await self._run("ping identity", call)
 
     async def validate_token(self, token: str) -> TokenInfo | None:
         """Keystone v3 ``GET /v3/auth/tokens`` (every release), with our own service token."""

@@ -57,6 +57,10 @@ class Cloud(Protocol):
         """Log in (if needed) and describe who we are and the service catalog."""
         ...
 
+    async def ping(self) -> None:
+        """Whether the site's identity service answers (unauthenticated); ``RetryLater`` if not."""
+        ...
+
     async def validate_token(self, token: str) -> TokenInfo | None:
         """Ask Keystone about a user's token; ``None`` when it is invalid or expired."""
         ...
