@@ -14,8 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import typer
 import yaml
 
+from liferaft.cli import client
 from tests.support.sim import SimProcess
 
 READY = re.compile(r"liferaft ready api=(\S+) site=(\S+)")
@@ -89,7 +91,9 @@ def controller(sim: SimProcess, tmp_path: Path) -> Iterator[Controller]:
     c.stop()
 
 
-def test_serve_answers_with_a_real_token(sim: SimProcess, controller: Controller) -> None:
+def test_serve_answers_with_a_real_token(
+    sim: SimProcess, controller: Controller, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert controller.site == "east"
     assert controller.url.startswith("http://127.0.0.1:")
     health = httpx.get(controller.url + "/health", timeout=30).json()
@@ -109,6 +113,17 @@ def test_serve_answers_with_a_real_token(sim: SimProcess, controller: Controller
             controller.url + "/v1/info", headers={"X-Auth-Token": token}, timeout=30
         ).json()
     assert info["leader"] is True
+
+    # The CLI's client helpers reach the same API, with a token issued from clouds.yaml.
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", sim.clouds_yaml)
+    api = client.connect(url=controller.url, cloud="east-demo")
+    assert api.get("/v1/info")["site"] == "east"
+    assert api.get("/v1/events", after=0)["events"] == []
+    with pytest.raises(client.ClientError, match="HTTP 401: invalid or expired token"):
+        client.ApiClient(controller.url, "bogus").get("/v1/info")
+    with pytest.raises(typer.Exit), client.handle_errors():
+        client.ApiClient(controller.url, None).get("/v1/info")
+
     assert controller.stop() == 0
     logs = controller.log_path.read_text()
     assert '"msg": "serving"' in logs
