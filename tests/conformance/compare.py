@@ -1,0 +1,173 @@
+"""Compare the simulator's records with Nova's and Cinder's, mechanically.
+
+    python -m tests.conformance.compare OUT_DIR
+
+``OUT_DIR`` holds ``nova.json`` and ``cinder.json`` (written by
+``real_nova.py``/``real_cinder.py``) and ``sim/<behaviour>.json`` (written by
+``test_sim.py``).  Every record is flattened to dotted paths (lists are
+compared whole, so a history is one value); a path whose values differ is a
+difference, and it passes only when an entry of ``allowed_differences.yaml``
+matches it: same behaviour (or ``"*"``), the path (``fnmatch`` pattern) and,
+when given, the exact ``real`` and ``sim`` values, or (``ignore_states``)
+histories that are equal once the listed transient states are dropped.  A forbidden transition or
+a failed behaviour on either side fails too.  Behaviours listed in
+``pending.SIM_PENDING`` are reported PENDING and not compared; behaviours a
+real environment cannot run are reported as its known limits.
+
+Exit status: 0 when nothing unexplained remains, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.conformance import suite
+from tests.conformance.pending import SIM_PENDING
+
+HERE = Path(__file__).parent
+IGNORED = {"violations", "outcome"}
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if k == "_traceback":
+                continue
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
+
+
+def load_allowed(path: Path = HERE / "allowed_differences.yaml") -> list[dict[str, Any]]:
+    entries = yaml.safe_load(path.read_text()) or []
+    for i, e in enumerate(entries):
+        missing = {"behaviour", "path", "reason"} - set(e)
+        if missing:
+            raise ValueError(f"{path}: entry {i} lacks {sorted(missing)}")
+    return list(entries)
+
+
+def explain(
+    behaviour: str, path: str, real: Any, sim: Any, allowed: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    for e in allowed:
+        if e["behaviour"] not in ("*", behaviour) or not fnmatch.fnmatchcase(path, e["path"]):
+            continue
+        if "real" in e and e["real"] != real:
+            continue
+        if "sim" in e and e["sim"] != sim:
+            continue
+        if "ignore_states" in e:
+            drop = set(e["ignore_states"])
+            if not (isinstance(real, list) and isinstance(sim, list)):
+                continue
+            if [x for x in real if x not in drop] != [x for x in sim if x not in drop]:
+                continue
+        return e
+    return None
+
+
+def compare(out: Path) -> tuple[int, list[str]]:
+    real: dict[str, Any] = {}
+    unsupported: dict[str, str] = {}
+    lines: list[str] = []
+    failures = 0
+    for side in ("nova", "cinder"):
+        f = out / f"{side}.json"
+        if not f.exists():
+            lines.append(f"FAIL    {side}.json missing: the real-service side did not finish")
+            failures += 1
+            continue
+        doc = json.loads(f.read_text())
+        real.update(doc["behaviours"])
+        unsupported.update(doc.get("unsupported", {}))
+        for err in doc.get("harness_errors", []):
+            lines.append(f"FAIL    {side} harness: {err.splitlines()[0]}")
+            failures += 1
+    allowed = load_allowed()
+    used: set[int] = set()
+    for name in suite.names():
+        sim_file = out / "sim" / f"{name}.json"
+        sim = json.loads(sim_file.read_text()) if sim_file.exists() else None
+        if name in unsupported:
+            lines.append(f"LIMIT   {name}: real side cannot run it: {unsupported[name]}")
+            continue
+        rec = real.get(name)
+        if rec is None:
+            lines.append(f"FAIL    {name}: no real-service record")
+            failures += 1
+            continue
+        problems = [f"real: {v}" for v in rec["violations"]]
+        if rec["outcome"] != "ok":
+            problems.append(f"real: {rec['outcome']}")
+        if name in SIM_PENDING:
+            state = "PENDING"
+            if sim and sim["outcome"] == "ok" and not sim["violations"]:
+                state = "PENDING (now passes on the simulator: remove it from SIM_PENDING)"
+            if problems:
+                failures += 1
+                lines.append(f"FAIL    {name}: " + "; ".join(problems))
+            else:
+                lines.append(f"{state:7} {name}: {SIM_PENDING[name]}")
+            continue
+        if sim is None:
+            lines.append(f"FAIL    {name}: no simulator record")
+            failures += 1
+            continue
+        problems += [f"sim: {v}" for v in sim["violations"]]
+        if sim["outcome"] != "ok":
+            problems.append(f"sim: {sim['outcome']}")
+        fr = flatten({k: v for k, v in rec.items() if k not in IGNORED})
+        fs = flatten({k: v for k, v in sim.items() if k not in IGNORED})
+        explained: list[str] = []
+        for path in sorted(set(fr) | set(fs)):
+            a, b = fr.get(path, "<absent>"), fs.get(path, "<absent>")
+            if a == b:
+                continue
+            entry = explain(name, path, a, b, allowed)
+            if entry is None:
+                problems.append(f"{path}: real {json.dumps(a)} != sim {json.dumps(b)}")
+            else:
+                used.add(id(entry))
+                tag = entry.get("id", entry["path"])
+                explained.append(f"[{tag}] {path}: real {json.dumps(a)} / sim {json.dumps(b)}")
+        if problems:
+            failures += 1
+            lines.append(f"FAIL    {name}")
+            lines += [f"          {p}" for p in problems]
+        else:
+            lines.append(
+                f"ok      {name}"
+                + (f" ({len(explained)} allowed differences)" if explained else "")
+            )
+        lines += [f"          allowed: {x}" for x in explained]
+    for e in allowed:
+        if id(e) not in used and e["behaviour"] not in SIM_PENDING:
+            lines.append(f"note    allowed difference not seen: {e['behaviour']} {e['path']}")
+    return failures, lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+    failures, lines = compare(Path(args[0]))
+    print("\n".join(lines))
+    print(
+        f"conformance: {failures} unexplained difference(s)"
+        if failures
+        else "conformance: no unexplained differences"
+    )
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""Behaviours whose simulator side is not served yet.
+
+``test_sim.py`` still runs them (their records are written, so progress is
+visible) but marks them xfail, and ``compare.py`` reports them as PENDING
+instead of comparing.  Remove an entry as soon as the simulator serves it:
+the run prints ``now passes`` for pending behaviours that already work.
+"""
+
+from __future__ import annotations
+
+_COMPUTE = "the simulator's compute and image APIs (sim/compute, sim/image) are not served yet"
+
+SIM_PENDING: dict[str, str] = {
+    "boot_server": _COMPUTE,
+    "stop_start_server": _COMPUTE,
+    "force_down_evacuate": _COMPUTE,
+    "server_volume_attach_detach": _COMPUTE,
+    "compute_errors": _COMPUTE,
+}
