@@ -8,7 +8,10 @@ the run prints ``now passes`` for pending behaviours that already work.
 
 from __future__ import annotations
 
-_COMPUTE = "the simulator's compute and image APIs (sim/compute, sim/image) are not served yet"
+_COMPUTE = (
+    "the simulator's image API (sim/image/api.py) is not served yet, so no image "
+    "can be found to boot from (its compute API landed in 66d5a1a)"
+)
 
 SIM_PENDING: dict[str, str] = {
     "boot_server": _COMPUTE,
