@@ -120,7 +120,20 @@ class NetworkState:
         mtu: int | None = None,
         port_security_enabled: bool = True,
         description: str = "",
+        segmentation_id: int | None = None,
     ) -> Network:
+        """A VXLAN network; ``segmentation_id`` picks its VNI (409 if taken)."""
+        used = {n.segmentation_id for n in self.networks.values()}
+        if segmentation_id is None:
+            while self._next_vni in used:
+                self._next_vni += 1
+            segmentation_id = self._next_vni
+            self._next_vni += 1
+        elif segmentation_id in used:
+            raise errors.conflict(
+                f"Unable to create the network. The tunnel ID {segmentation_id} is in use.",
+                "TunnelIdInUse",
+            )
         now = self._now()
         net = Network(
             id=self.site.new_id(),
@@ -132,12 +145,11 @@ class NetworkState:
             admin_state_up=admin_state_up,
             shared=shared,
             external=external,
-            segmentation_id=self._next_vni,
+            segmentation_id=segmentation_id,
             port_security_enabled=port_security_enabled,
         )
         if mtu is not None:
             net.mtu = mtu
-        self._next_vni += 1
         self.networks[net.id] = net
         return net
 
