@@ -444,3 +444,75 @@ def test_cli_keypair_and_server_group(cloud: SimProcess) -> None:
     assert nova.server(r.json()["server"]["id"])["status"] == "ERROR"  # no fourth host
     group = nova("GET", f"/os-server-groups/{grp['id']}", version="2.64").json()["server_group"]
     assert len(group["members"]) == 4 and group["rules"] == {}
+
+
+# -- volumes -------------------------------------------------------------------------------------
+def test_boot_from_volume_and_delete_on_termination(cloud: SimProcess) -> None:
+    nova = Nova(cloud)
+    bdm = {
+        "source_type": "image",
+        "destination_type": "volume",
+        "uuid": CIRROS,
+        "boot_index": 0,
+        "volume_size": 1,
+        "delete_on_termination": True,
+    }
+    r = nova(
+        "POST",
+        "/servers",
+        {
+            "server": {
+                "name": "bfv",
+                "flavorRef": "1",
+                "networks": "none",
+                "block_device_mapping_v2": [bdm],
+            }
+        },
+        version="2.96",
+    )
+    assert r.status_code == 202, r.text
+    sid = r.json()["server"]["id"]
+    doc = nova.server(sid)
+    assert doc["status"] == "ACTIVE", doc.get("fault")
+    assert doc["image"] == ""
+    (vol,) = doc["os-extended-volumes:volumes_attached"]
+    assert vol["delete_on_termination"] is True
+    conn = cloud.connect("east")
+    volume = conn.block_storage.get_volume(vol["id"])
+    assert volume.status == "in-use"
+    assert volume.attachments[0]["server_id"] == sid
+    assert nova("DELETE", f"/servers/{sid}").status_code == 204
+    cloud.advance(5)
+    with pytest.raises(openstack.exceptions.NotFoundException):
+        conn.block_storage.get_volume(vol["id"])
+
+
+def test_volume_attachments(cloud: SimProcess) -> None:
+    nova = Nova(cloud)
+    sid = nova.boot()
+    conn = cloud.connect("east")
+    volume = conn.block_storage.create_volume(size=1, name="data")
+    conn.block_storage.wait_for_status(volume, "available", wait=30, interval=0.1)
+    r = nova(
+        "POST",
+        f"/servers/{sid}/os-volume_attachments",
+        {"volumeAttachment": {"volumeId": volume.id}},
+        version="2.79",
+    )
+    assert r.status_code == 200, r.text
+    att = r.json()["volumeAttachment"]
+    assert (att["volumeId"], att["serverId"], att["device"]) == (volume.id, sid, "/dev/vdb")
+    assert conn.block_storage.get_volume(volume.id).status == "in-use"
+    listed = nova("GET", f"/servers/{sid}/os-volume_attachments").json()["volumeAttachments"]
+    assert [a["volumeId"] for a in listed] == [volume.id]
+    r = nova(
+        "POST",
+        f"/servers/{sid}/os-volume_attachments",
+        {"volumeAttachment": {"volumeId": volume.id}},
+    )
+    assert r.status_code == 400  # already attached
+    r = nova("DELETE", f"/servers/{sid}/os-volume_attachments/{volume.id}")
+    assert r.status_code == 202
+    cloud.advance(1)
+    assert conn.block_storage.get_volume(volume.id).status == "available"
+    assert nova("GET", f"/servers/{sid}/os-volume_attachments").json()["volumeAttachments"] == []

@@ -256,6 +256,8 @@ def _check_refs(state: ComputeState, req: BootRequest, ctx: Ctx) -> ServerGroup 
     if isinstance(req.networks, list):
         for entry in req.networks:
             _check_network(state, entry)
+    elif req.networks == "auto":
+        _auto_networks(state, ctx.project_id)  # 409 when ambiguous, as Nova's API answers
     return group
 
 
@@ -362,7 +364,20 @@ def _schedule(
     if group is not None:
         group.members.append(server.id)
     server.task_state = "networking"
-    _allocate_network(state, server, req.networks)
+    try:
+        _allocate_network(state, server, req.networks)
+    except ApiError as exc:
+        # Nova allocates ports on the compute host: a failure there (such as
+        # an exhausted subnet) leaves the server in ERROR, not the request.
+        unbind = getattr(state.site.network, "unbind_ports", None)
+        if unbind is not None:
+            unbind(server.id)
+        server.ports = []
+        state.release(server, need)
+        msg = f"Build of instance {server.id} aborted: {exc.message}"
+        set_error(state, server, msg)
+        state.finish_action(act, error=msg)
+        return
     server.volumes = _prepare_volumes(state, server, req.volumes)
     server.task_state = "block_device_mapping"
     if host.building < host.max_builds:
@@ -383,23 +398,19 @@ def _allocate_network(state: ComputeState, server: Server, networks: Any) -> Non
         if not nets:
             return
         networks = [{"uuid": nets[0]}]
-    server.requested_networks = list(networks)
     for entry in networks:
-        try:
-            if "port" in entry:
-                net.bind_port(entry["port"], device_id=server.id, host=server.host)
-                server.ports.append(entry["port"])
-            else:
-                port = create_port(
-                    project_id=server.project_id,
-                    network_id=entry["uuid"],
-                    device_id=server.id,
-                    host=server.host,
-                    fixed_ip=entry.get("fixed_ip"),
-                )
-                server.ports.append(port.id)
-        except ApiError as exc:
-            raise ApiError(409 if exc.status == 409 else 400, exc.message) from exc
+        if "port" in entry:
+            net.bind_port(entry["port"], device_id=server.id, host=server.host)
+            server.ports.append(entry["port"])
+        else:
+            port = create_port(
+                project_id=server.project_id,
+                network_id=entry["uuid"],
+                device_id=server.id,
+                host=server.host,
+                fixed_ip=entry.get("fixed_ip"),
+            )
+            server.ports.append(port.id)
 
 
 def _auto_networks(state: ComputeState, project_id: str) -> list[str]:
@@ -475,9 +486,11 @@ def _attach_then_spawn(
     except ApiError:
         status = "missing"
     if status in ("creating", "downloading") and tries < VOLUME_WAIT_TRIES:
-        # Nova polls Cinder until a volume it asked for is ready.
+        # Nova polls Cinder until a volume it asked for is ready.  The first
+        # look is at once (after events already due, such as a zero-latency
+        # volume becoming available), then every interval.
         state.site.clock.call_later(
-            VOLUME_WAIT_INTERVAL,
+            VOLUME_WAIT_INTERVAL if tries else 0.0,
             lambda: _attach_then_spawn(state, server_id, host_name, index, act, tries + 1),
         )
         return

@@ -154,7 +154,6 @@ class Server:
     # (volume_id, device, delete_on_termination) for each attached volume
     volumes: list[tuple[str, str, bool]] = field(default_factory=list)
     ports: list[str] = field(default_factory=list)  # the NICs' port ids, in order
-    requested_networks: list[dict[str, str]] = field(default_factory=list)
     disk: Disk | None = None  # the local root disk, made on first use
 
     @property
