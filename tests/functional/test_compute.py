@@ -516,3 +516,18 @@ def test_volume_attachments(cloud: SimProcess) -> None:
     cloud.advance(1)
     assert conn.block_storage.get_volume(volume.id).status == "available"
     assert nova("GET", f"/servers/{sid}/os-volume_attachments").json()["volumeAttachments"] == []
+
+
+def test_create_image_answer_by_microversion(cloud: SimProcess) -> None:
+    nova = Nova(cloud)
+    sid = nova.boot()
+    r = nova.action(sid, {"createImage": {"name": "snap", "metadata": {"k": "v"}}}, version="2.45")
+    assert r.status_code == 202
+    image_id = r.json()["image_id"]
+    r = nova.action(sid, {"createImage": {"name": "snap2"}}, version="2.44")
+    assert r.status_code == 202
+    assert r.headers["Location"].endswith("/images/" + r.headers["Location"].rsplit("/", 1)[-1])
+    assert r.headers["Location"].rsplit("/", 1)[-1] != image_id
+    assert nova.action(sid, {"createImage": {}}).status_code == 400
+    actions = nova("GET", f"/servers/{sid}/os-instance-actions").json()["instanceActions"]
+    assert [a["action"] for a in actions] == ["createImage", "createImage", "create"]

@@ -106,6 +106,16 @@ def addresses(state: ComputeState, s: Server) -> dict[str, list[dict[str, Any]]]
                     "OS-EXT-IPS-MAC:mac_addr": getattr(port, "mac_address", ""),
                 }
             )
+        for fip in (getattr(net, "floating_ips", None) or {}).values():
+            if fip.port_id == port.id:
+                out.setdefault(label, []).append(
+                    {
+                        "version": 4,
+                        "addr": fip.floating_ip_address,
+                        "OS-EXT-IPS:type": "floating",
+                        "OS-EXT-IPS-MAC:mac_addr": port.mac_address,
+                    }
+                )
     return out
 
 
