@@ -311,3 +311,29 @@ def test_group_snapshot_backed_up_and_restored_at_the_other_site(dbsim: SimProce
         "GET", f"/control/volumes/west/{restored[1]}/freshness?failure_time={failure}"
     )
     assert fresh["data_loss_window"] == pytest.approx(failure - taken, abs=1 / RATE)
+
+
+def test_unfenced_evacuation_is_counted_as_double_running(dbsim: SimProcess) -> None:
+    """Force the host's service down without powering it off, then evacuate:
+    the old guest keeps writing from its host while the new one writes too."""
+    sim = dbsim
+    db = _database(sim, rate=2)
+    sim.advance(5)
+    assert sim.control("GET", "/control/double-running") == {"double_running": []}
+    source = db.conn.compute.get_server(db.server).compute_host
+    db.conn.compute.update_service_forced_down(None, host=source, binary="nova-compute")
+    db.conn.compute.evacuate_server(db.server)
+    # From microversion 2.95 an evacuated server arrives stopped; start it.
+    _until(sim, lambda: db.conn.compute.get_server(db.server).task_state is None, "evacuation")
+    if db.conn.compute.get_server(db.server).status == "SHUTOFF":
+        db.conn.compute.start_server(db.server)
+    _until(sim, lambda: db.conn.compute.get_server(db.server).status == "ACTIVE", "start")
+    target = db.conn.compute.get_server(db.server).compute_host
+    assert target != source
+    sim.advance(10)
+    runs = sim.control("GET", "/control/double-running")["double_running"]
+    assert [(r["instance"], r["first"]["host"], r["second"]["host"]) for r in runs] == [
+        (db.server, source, target)
+    ]
+    ghost = [e for e in _writes(sim, instance=db.server) if e["data"].get("ghost")]
+    assert ghost and {e["host"] for e in ghost} == {source}
