@@ -111,10 +111,23 @@ class StepContext:
         ex = self._ex
         tag = self.tag(name)
 
+        async def guarded_create(t: IdempotencyTag) -> T:
+            # The cloud is not fenced by the store's epoch, so a leader that
+            # was frozen here must not wake up and create: re-check the lease
+            # in the store, then, right before sending, check locally that
+            # the lease still has `margin` seconds to run (a frozen leader
+            # finds it has not, and stops).  What a leader sent just before
+            # losing the lease carries the tag, so the next leader's replay
+            # adopts it instead of making another.
+            ex.confirm_leadership()
+            ex.hooks.point("before_cloud_call", self.step)
+            ex.fence()
+            return await resolve(create(t))
+
         def created(_res: T) -> None:
             ex.hooks.point("after_cloud_call", self.step)
 
-        res = await ensure_created(find, create, tag, after_create=created)
+        res = await ensure_created(find, guarded_create, tag, after_create=created)
         ex.store.record_resource(
             ex.fence(),
             run_id=self.workflow_id,
@@ -182,6 +195,16 @@ class Executor:
 
     def fence(self) -> Fence:
         return self.leadership.fence()
+
+    def confirm_leadership(self) -> None:
+        """Re-check the lease in the store before an unfenced action (a cloud create).
+
+        Uses the fence source's ``confirm()`` when it has one (:class:`Leadership`
+        does); raises :class:`~liferaft.errors.NotLeader` if the lease is lost.
+        """
+        confirm = getattr(self.leadership, "confirm", None)
+        if confirm is not None:
+            confirm()
 
     # -- operator / service API ----------------------------------------------------
     def submit(

@@ -20,6 +20,12 @@ the step named ``<step>`` if given.  Or by file::
 which is read at each point while it exists and is renamed to
 ``<path>.fired`` just before the kill, so a restarted controller with the
 same environment runs on instead of dying again.
+
+A *pause* point is the same spec in ``LIFERAFT_PAUSE_AT``: the process
+sends itself ``SIGSTOP`` there instead (a GC pause, a frozen VM, a
+partition), and goes on from that very point when the test sends
+``SIGCONT``.  Leadership tests use it to freeze a leader between its lease
+check and its cloud call.
 """
 
 from __future__ import annotations
@@ -35,11 +41,13 @@ from liferaft.errors import ConfigError
 
 ENV_SPEC = "LIFERAFT_KILL_AT"
 ENV_FILE = "LIFERAFT_KILL_FILE"
+ENV_PAUSE = "LIFERAFT_PAUSE_AT"
 
 #: Every hook point the engine has, in the order a step meets them.
 HOOKS: dict[str, str] = {
     "before_step": "a step is about to start; nothing recorded for this attempt yet",
     "before_call": "the step's `running` record (with its attempt) is committed; not yet called",
+    "before_cloud_call": "the lease was re-checked in the store; the cloud create is not sent yet",
     "after_cloud_call": "the cloud accepted a create; nothing recorded about it yet",
     "after_ledger": "the created resource is in the resources ledger; the step has not returned",
     "before_record": "the step function returned; its outcome is not recorded yet",
@@ -81,19 +89,31 @@ class KillSpec:
 class KillHooks:
     """The controller's kill points; inert unless armed."""
 
-    def __init__(self, spec: str | None = None, *, file: Path | str | None = None) -> None:
+    def __init__(
+        self,
+        spec: str | None = None,
+        *,
+        file: Path | str | None = None,
+        pause: str | None = None,
+    ) -> None:
         self._spec = KillSpec.parse(spec, where=ENV_SPEC) if spec else None
         self._file = Path(file) if file else None
+        self._pause = KillSpec.parse(pause, where=ENV_PAUSE) if pause else None
         self._hits: Counter[tuple[str, str | None]] = Counter()
+        self._pause_hits = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> KillHooks:
         env = os.environ if environ is None else environ
-        return cls(env.get(ENV_SPEC) or None, file=env.get(ENV_FILE) or None)
+        return cls(
+            env.get(ENV_SPEC) or None,
+            file=env.get(ENV_FILE) or None,
+            pause=env.get(ENV_PAUSE) or None,
+        )
 
     @property
     def armed(self) -> bool:
-        return self._spec is not None or self._file is not None
+        return self._spec is not None or self._file is not None or self._pause is not None
 
     def point(self, hook: str, step: str | None = None) -> None:
         """Pass hook point ``hook`` (for ``step``); dies here if armed for it."""
@@ -101,6 +121,11 @@ class KillHooks:
             raise ValueError(f"unknown kill hook {hook!r}")
         if not self.armed:
             return
+        pause = self._pause
+        if pause is not None and pause.matches(hook, step):
+            self._pause_hits += 1
+            if self._pause_hits == pause.nth:  # once: after SIGCONT the process runs on
+                os.kill(os.getpid(), signal.SIGSTOP)
         for spec, source in self._specs():
             key = (spec.hook, spec.step)
             if not spec.matches(hook, step):

@@ -100,6 +100,18 @@ class Leadership:
         self.lease = lease
         return lease is not None and self.is_leader
 
+    def confirm(self) -> Lease:
+        """Re-check the lease in the store now (and extend it); :class:`NotLeader` if lost.
+
+        Called right before an action the store cannot fence (a cloud
+        create): after it the lease has ``ttl`` seconds left, and
+        :meth:`fence` refuses to act once fewer than ``margin`` remain.
+        """
+        if self.lease is None or not self.renew():
+            raise NotLeader(f"{self.holder!r} does not hold the leadership of {self.role!r}")
+        assert self.lease is not None
+        return self.lease
+
     def release(self) -> None:
         """Give the lease up (clean shutdown)."""
         if self.lease is not None:
