@@ -118,3 +118,112 @@ def test_region_comes_from_clouds_yaml(sim: SimProcess) -> None:
     west = run(adapter(sim, "west").identity())
     assert west.region == region
     assert west.auth_url.startswith(sim.sites["west"])
+
+
+def wait_status(get: Any, wanted: str, sim: SimProcess, tries: int = 20) -> Any:
+    """Poll a resource (advancing the stepped clock) until it reaches ``wanted``."""
+    obj = run(get())
+    for _ in range(tries):
+        if obj.status == wanted:
+            return obj
+        sim.advance(1)
+        obj = run(get())
+    raise AssertionError(f"still {obj.status}, wanted {wanted}")
+
+
+def test_volumes_snapshots_backups_carry_the_tag(sim: SimProcess) -> None:
+    east = adapter(sim)
+    tag = Tag(run="run-1", step="make-vol")
+    vol = run(east.create_volume(name="data-1", tag=tag, size_gb=1))
+    assert vol.metadata["liferaft_run"] == "run-1"
+    vol = wait_status(lambda: east.get_volume(vol.id), "available", sim)
+    # A replayed step finds what the first attempt made; another step does not.
+    found = run(east.find_volume("data-1", tag))
+    assert found is not None and found.id == vol.id
+    assert run(east.find_volume("data-1", Tag(run="run-1", step="other"))) is None
+    assert vol.id in {v.id for v in run(east.list_volumes())}
+
+    snap = run(east.create_snapshot(vol.id, name="data-1-snap", tag=tag))
+    snap = wait_status(lambda: east.get_snapshot(snap.id), "available", sim)
+    assert snap.volume_id == vol.id
+    again = run(east.find_snapshot("data-1-snap", tag))
+    assert again is not None and again.id == snap.id
+
+    backup = run(
+        east.create_backup(
+            vol.id, name="data-1-b0", tag=tag, incremental=False, snapshot_id=snap.id
+        )
+    )
+    backup = wait_status(lambda: east.get_backup(backup.id), "available", sim)
+    assert not backup.is_incremental
+    record = run(east.export_backup_record(backup.id))
+    assert record.backup_service and record.backup_url
+    # The record is what the recovery site imports (the data stays in the object store).
+    west = adapter(sim, "west")
+    imported = run(west.import_backup_record(record))
+    assert imported.size_gb == backup.size_gb
+    imported = wait_status(lambda: west.get_backup(imported.id), "available", sim)
+    restored = run(west.restore_backup(imported.id, name="data-1-restored"))
+    restored = wait_status(lambda: west.get_volume(restored.id), "available", sim)
+    assert restored.size_gb == vol.size_gb
+
+    run(east.delete_backup(backup.id))
+    run(east.delete_snapshot(snap.id))
+    wait_deleted = 0
+    while wait_deleted < 20:
+        try:
+            run(east.get_snapshot(snap.id))
+        except ResourceNotFound:
+            break
+        sim.advance(1)
+        wait_deleted += 1
+    run(east.delete_volume(vol.id))
+    run(east.delete_volume(vol.id))  # idempotent: already gone is fine
+    with pytest.raises(ResourceNotFound):
+        wait_status(lambda: east.get_volume(vol.id), "deleted", sim)
+
+
+def test_unknown_volume_and_bad_server_request_give_up(sim: SimProcess) -> None:
+    east = adapter(sim)
+    with pytest.raises(ResourceNotFound, match="east: get volume"):
+        run(east.get_volume("00000000-0000-0000-0000-000000000000"))
+    with pytest.raises(GiveUp):
+        run(
+            east.create_server(
+                name="web-1",
+                tag=Tag(run="r", step="s"),
+                flavor="m1.tiny",
+                image_id="00000000-0000-0000-0000-000000000000",
+            )
+        )
+    with pytest.raises(GiveUp, match="exactly one of"):
+        run(east.create_server(name="x", tag=Tag(run="r", step="s"), flavor="m1.tiny"))
+
+
+def test_compute_hosts_capacity_and_capabilities(sim: SimProcess) -> None:
+    east = adapter(sim)
+    services = run(east.list_compute_services())
+    assert services and all(s.binary == "nova-compute" for s in services)
+    host = services[0].host
+    assert all(s.state == "up" and s.status == "enabled" for s in services)
+    down = run(east.force_down_compute(host))
+    assert down.forced_down and down.state == "down"
+    up = run(east.force_down_compute(host, down=False))
+    assert not up.forced_down
+    disabled = run(east.disable_compute(host, reason="liferaft test"))
+    assert disabled.status == "disabled" and disabled.disabled_reason == "liferaft test"
+    assert run(east.enable_compute(host)).status == "enabled"
+    with pytest.raises(ResourceNotFound, match="no nova-compute service on host"):
+        run(east.force_down_compute("no-such-host"))
+
+    hypervisors = run(east.list_hypervisors())
+    assert {h.name for h in hypervisors} >= {s.host for s in services}
+    providers = run(east.capacity())
+    assert providers and all("VCPU" in p.inventories for p in providers)
+    assert all(p.free("MEMORY_MB") > 0 for p in providers)
+
+    assert run(east.supports("quiesce")) is True
+    assert run(east.supports("force_down")) is True
+    assert run(east.list_servers()) == []
+    with pytest.raises(GiveUp, match="unknown capability"):
+        run(east.supports("teleport"))

@@ -645,7 +645,9 @@ class OpenStackCloud:
 
     async def export_backup_record(self, backup_id: str) -> BackupRecord:
         def call(c: openstack.connection.Connection) -> BackupRecord:
-            rec = c.block_storage.export_backup(backup_id)
+            rec: Any = c.block_storage.export_backup(backup_id)
+            # Cinder answers {"backup-record": {...}}; the SDK hands the body over as is.
+            rec = rec.get("backup-record", rec) if isinstance(rec, Mapping) else {}
             return BackupRecord(
                 backup_service=str(rec.get("backup_service", "")),
                 backup_url=str(rec.get("backup_url", "")),
@@ -655,8 +657,21 @@ class OpenStackCloud:
 
     async def import_backup_record(self, record: BackupRecord) -> Backup:
         def call(c: openstack.connection.Connection) -> Backup:
-            b = c.block_storage.import_backup(record.backup_service, record.backup_url)
-            return _backup(c.block_storage.get_backup(b.id))
+            # Cinder's POST /backups/import_record (every release since Kilo).  Not through
+            # the SDK's import_backup: in openstacksdk 4.x it posts to export_record and
+            # sends the request URL as the backup_url.
+            body = {
+                "backup-record": {
+                    "backup_service": record.backup_service,
+                    "backup_url": record.backup_url,
+                }
+            }
+            r = c.block_storage.post("/backups/import_record", json=body)
+            osx.raise_from_response(r)
+            backup_id = (r.json().get("backup") or {}).get("id")
+            if not backup_id:
+                raise GiveUp(f"{self.site}: import backup record: the answer names no backup")
+            return _backup(c.block_storage.get_backup(backup_id))
 
         return await self._run("import backup record", call)
 
