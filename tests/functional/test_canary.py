@@ -39,6 +39,7 @@ BAD_REQUESTS: list[tuple[str, str, Any, int, str]] = [
     ("GET", "/control/volumes/mars/v1/freshness", None, 404, "unknown site"),
     ("GET", "/control/volumes/east/v1/freshness", None, 404, "volume v1 not found"),
     ("GET", "/control/health/east/s1", None, 404, "server s1 not found"),
+    ("GET", "/control/snapshots/east/s1/freshness", None, 404, "snapshot s1 not found"),
     (
         "POST",
         "/control/check-consistency",
@@ -193,6 +194,10 @@ def test_restored_snapshots_tell_their_freshness_and_agree(dbsim: SimProcess) ->
     assert abs(fresh["time"] - before[-1]["time"]) <= 1 / RATE
     assert fresh["seq"] == before[-1]["data"]["seq"]
 
+    # The snapshot itself reads the same as the volume restored from it.
+    snap_fresh = sim.control("GET", f"/control/snapshots/east/{data_snap}/freshness")
+    assert (snap_fresh["seq"], snap_fresh["time"]) == (fresh["seq"], fresh["time"])
+
     result = _check(sim, db, restored)
     assert result["consistent"], result["reason"]
     assert result["newest"][restored[0]]["volume"] == db.log
@@ -212,6 +217,12 @@ def test_snapshots_taken_apart_while_running_are_inconsistent(dbsim: SimProcess)
     ]
     result = _check(sim, db, restored)
     assert not result["consistent"] and not result["recoverable"]
+    on_snapshots = sim.control(
+        "POST",
+        "/control/check-consistency",
+        {"site": "east", "snapshots": [log_snap, data_snap], "writer": db.canary},
+    )
+    assert not on_snapshots["consistent"]
     assert f"data volume {restored[1]}" in result["reason"]
     assert f"ahead of log volume {restored[0]}" in result["reason"]
 

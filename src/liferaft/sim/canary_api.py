@@ -16,7 +16,9 @@ GET       /control/canaries/{id}/history                its global write history
 GET       /control/volumes/{site}/{volume}/freshness    newest canary on the volume, from its
                                                         bytes (``?failure_time=`` adds the
                                                         data-loss window)
+GET       /control/snapshots/{site}/{snap}/freshness    the same for a volume snapshot
 POST      /control/check-consistency                    ``{"site", "volumes": [...], "writer"}``
+                                                        (or ``"snapshots": [...]``)
 GET       /control/health/{site}/{server}               what the guest's health probe sees
 GET       /control/double-running                       instances that wrote from two places at
                                                         once (``?gap=`` seconds of silence that
@@ -63,6 +65,16 @@ def _volume_disk(site: Site, volume_id: Any) -> Disk:
     if vol is None:
         raise ApiError(404, f"volume {volume_id} not found at site {site.name}")
     disk: Disk = vol.disk
+    return disk
+
+
+def _snapshot_disk(site: Site, snapshot_id: Any) -> Disk:
+    if not isinstance(snapshot_id, str):
+        raise ApiError(400, f"a snapshot id is a string, got {snapshot_id!r}")
+    snap = site.volume.snapshots.get(snapshot_id)
+    if snap is None:
+        raise ApiError(404, f"snapshot {snapshot_id} not found at site {site.name}")
+    disk: Disk = snap.disk
     return disk
 
 
@@ -133,17 +145,25 @@ def routes(server: SimServer) -> list[BaseRoute]:
             }
         )
 
-    @handler
-    async def freshness(request: Request) -> Response:
+    async def _freshness(request: Request, what: str) -> Response:
         site = _site(world, request.path_params["site"])
-        vid = request.path_params["volume_id"]
-        f = read_freshness(_volume_disk(site, vid))
-        body: dict[str, Any] = {"site": site.name, "volume_id": vid, **f.as_dict()}
+        ident = request.path_params["ident"]
+        disk = _volume_disk(site, ident) if what == "volume" else _snapshot_disk(site, ident)
+        f = read_freshness(disk)
+        body: dict[str, Any] = {"site": site.name, f"{what}_id": ident, **f.as_dict()}
         failure = _float_param(request, "failure_time")
         if failure is not None:
             body["failure_time"] = failure
             body["data_loss_window"] = None if f.time is None else failure - f.time
         return json_response(body)
+
+    @handler
+    async def volume_freshness(request: Request) -> Response:
+        return await _freshness(request, "volume")
+
+    @handler
+    async def snapshot_freshness(request: Request) -> Response:
+        return await _freshness(request, "snapshot")
 
     @handler
     async def check(request: Request) -> Response:
@@ -155,14 +175,16 @@ def routes(server: SimServer) -> list[BaseRoute]:
             raise ApiError(
                 400, f"unknown site {site!r}; sites are {', '.join(sorted(world.sites))}"
             )
-        vols = body.get("volumes")
-        if not isinstance(vols, list) or not vols:
-            raise ApiError(400, "'volumes' must be a non-empty list of volume ids")
+        what = "snapshots" if "snapshots" in body and "volumes" not in body else "volumes"
+        ids = body.get(what)
+        if not isinstance(ids, list) or not ids:
+            raise ApiError(400, f"'{what}' must be a non-empty list of {what[:-1]} ids")
         writer_id = body.get("writer")
         if not isinstance(writer_id, str):
             raise ApiError(400, "'writer' must be the id of a canary")
         canary = canaries.get(writer_id)
-        disks = {v: _volume_disk(world.sites[site], v) for v in vols}
+        get_disk = _volume_disk if what == "volumes" else _snapshot_disk
+        disks = {i: get_disk(world.sites[site], i) for i in ids}
         report = check_consistency(disks, canary.history, writer_id=canary.id, group=canary.roles)
         return json_response({"writer": canary.id, **report.as_dict()})
 
@@ -185,7 +207,8 @@ def routes(server: SimServer) -> list[BaseRoute]:
         Route("/control/canaries/{id}", show, methods=["GET"]),
         Route("/control/canaries/{id}", delete, methods=["DELETE"]),
         Route("/control/canaries/{id}/history", history, methods=["GET"]),
-        Route("/control/volumes/{site}/{volume_id}/freshness", freshness, methods=["GET"]),
+        Route("/control/volumes/{site}/{ident}/freshness", volume_freshness, methods=["GET"]),
+        Route("/control/snapshots/{site}/{ident}/freshness", snapshot_freshness, methods=["GET"]),
         Route("/control/check-consistency", check, methods=["POST"]),
         Route("/control/health/{site}/{server_id}", health, methods=["GET"]),
         Route("/control/double-running", double_runs, methods=["GET"]),
