@@ -22,9 +22,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK_KEY = 0x6C667266
 
 
-#: The newest revision in ``migrations/versions`` (a test checks they agree), so a
-#: start-up against an up-to-date database need not load Alembic at all.
-HEAD = "0001"
+#: The newest revision of every branch in ``migrations/versions`` (a test checks
+#: they agree), so a start-up against an up-to-date database need not load
+#: Alembic at all.  Each service area (protection, ha, ...) keeps its tables in
+#: its own Alembic branch (``branch_labels``) rooted at ``0001``, so areas can add
+#: migrations independently; the upgrade target is every head.
+HEADS: frozenset[str] = frozenset({"0001"})
 
 
 def alembic_config() -> Config:
@@ -35,15 +38,13 @@ def alembic_config() -> Config:
     return cfg
 
 
-def head_revision() -> str:
+def head_revisions() -> frozenset[str]:
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None
-    return head
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "heads") -> None:
     """Migrate the database at ``url`` to ``revision`` (default: the newest)."""
     writer, reader = make_engines(url)
     try:
@@ -54,8 +55,8 @@ def upgrade(url: str, revision: str = "head") -> None:
             reader.dispose()
 
 
-def upgrade_engine(engine: Engine, revision: str = "head") -> None:
-    if revision == "head" and current_revision(engine) == HEAD:
+def upgrade_engine(engine: Engine, revision: str = "heads") -> None:
+    if revision == "heads" and current_revisions(engine) == HEADS:
         return
     from alembic import command
 
@@ -67,10 +68,10 @@ def upgrade_engine(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
-def current_revision(engine: Engine) -> str | None:
-    """The database's revision (None for an empty database)."""
+def current_revisions(engine: Engine) -> frozenset[str]:
+    """The database's revisions, one per branch (empty for an empty database)."""
     with engine.connect() as conn:
         if not inspect(conn).has_table("alembic_version"):
-            return None
+            return frozenset()
         rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
-    return rows[0] if len(rows) == 1 else None
+    return frozenset(rows)

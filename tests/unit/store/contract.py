@@ -15,7 +15,7 @@ from liferaft.engine.clock import ManualClock
 from liferaft.engine.leadership import Leadership
 from liferaft.errors import FencedOff, IllegalTransition, NotFound, NotLeader
 from liferaft.store import Fence, NewStep, Store
-from liferaft.store.migrate import HEAD, current_revision, head_revision, upgrade
+from liferaft.store.migrate import HEADS, current_revisions, head_revisions, upgrade
 
 T0 = 1767225600.0
 
@@ -50,7 +50,7 @@ class StoreContract:
         upgrade(store_url)
         s = Store(store_url)
         try:
-            assert current_revision(s._writer) == head_revision() == HEAD
+            assert current_revisions(s._writer) == head_revisions() == HEADS
         finally:
             s.close()
 
