@@ -10,7 +10,6 @@ plain :class:`~liferaft.sim.disks.Disk` objects.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .canary_format import CanaryBlock, Role, encode_block
@@ -123,7 +122,3 @@ def write_canary(
     changed-block tracking sees it like any guest write)."""
     data = encode_block(CanaryBlock(volume, writer, role, block, seq, time), disk.block_size)
     disk.write_block(block, data)
-
-
-def volumes_of(writes: Sequence[PlannedWrite]) -> list[str]:
-    return list(dict.fromkeys(w.volume for w in writes))
