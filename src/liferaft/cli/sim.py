@@ -96,7 +96,17 @@ def serve(
         await task
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+        _run_fast(run())
+
+
+def _run_fast(coro: Any) -> None:
+    """Run on uvloop when it is installed (about twice the request rate of asyncio's loop)."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+    else:
+        uvloop.run(coro)
 
 
 def _control_url(state_dir: Path) -> str:
