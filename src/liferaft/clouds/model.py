@@ -63,6 +63,10 @@ class Server:
     metadata: Mapping[str, str] = field(default_factory=dict)
     addresses: tuple[Address, ...] = ()
     project_id: str | None = None
+    key_name: str | None = None
+    #: The flavor's size, where the API embeds it (compute microversion 2.47+).
+    vcpus: int | None = None
+    ram_mb: int | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,7 @@ class Port:
     device_owner: str | None = None
     host: str | None = None
     tags: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -79,8 +79,10 @@ def _server(s: Any) -> Server:
     flavor = s.flavor
     if isinstance(flavor, Mapping):
         flavor_name = flavor.get("original_name") or flavor.get("name") or flavor.get("id")
+        vcpus, ram = flavor.get("vcpus"), flavor.get("ram")
     else:
         flavor_name = getattr(flavor, "original_name", None) or getattr(flavor, "id", None)
+        vcpus, ram = getattr(flavor, "vcpus", None), getattr(flavor, "ram", None)
     return Server(
         id=s.id,
         name=s.name or "",
@@ -94,6 +96,9 @@ def _server(s: Any) -> Server:
         metadata=_meta(s.metadata),
         addresses=tuple(addresses),
         project_id=s.project_id,
+        key_name=s.key_name or None,
+        vcpus=int(vcpus) if vcpus is not None else None,
+        ram_mb=int(ram) if ram is not None else None,
     )
 
 
@@ -164,6 +169,7 @@ def _port(p: Any) -> Port:
         device_owner=p.device_owner or None,
         host=p.binding_host_id or None,
         tags=tuple(p.tags or ()),
+        security_group_ids=tuple(p.security_group_ids or ()),
     )
 
 
@@ -385,6 +391,7 @@ class OpenStackCloud:
         network_ids: list[str] | None = None,
         availability_zone: str | None = None,
         metadata: dict[str, str] | None = None,
+        key_name: str | None = None,
     ) -> Server:
         if (image_id is None) == (boot_volume_id is None):
             raise GiveUp(
@@ -415,6 +422,8 @@ class OpenStackCloud:
                 ]
             if availability_zone:
                 attrs["availability_zone"] = availability_zone
+            if key_name:
+                attrs["key_name"] = key_name
             return _server(c.compute.create_server(**attrs))
 
         return await self._run(f"create server {name!r}", call)
@@ -696,8 +705,11 @@ class OpenStackCloud:
         network_id: str,
         fixed_ips: list[tuple[str | None, str]] | None = None,
         mac_address: str | None = None,
+        security_group_ids: list[str] | None = None,
     ) -> Port:
         attrs: dict[str, Any] = {"name": name, "network_id": network_id}
+        if security_group_ids is not None:
+            attrs["security_group_ids"] = security_group_ids
         if fixed_ips:
             attrs["fixed_ips"] = [
                 {"ip_address": ip, **({"subnet_id": subnet} if subnet else {})}
@@ -737,6 +749,20 @@ class OpenStackCloud:
             f"delete port {port_id}", lambda c: c.network.delete_port(port_id, ignore_missing=True)
         )
 
+    async def find_network(self, name: str) -> str | None:
+        def call(c: openstack.connection.Connection) -> str | None:
+            for n in c.network.networks(name=name):
+                if n.name == name:
+                    return str(n.id)
+            return None
+
+        return await self._run(f"find network {name!r}", call)
+
+    async def network_name(self, network_id: str) -> str:
+        return await self._run(
+            f"get network {network_id}", lambda c: str(c.network.get_network(network_id).name)
+        )
+
     # -- images ------------------------------------------------------------------
     async def get_image(self, image_id: str) -> Image:
         return await self._run(
@@ -768,6 +794,15 @@ class OpenStackCloud:
             return _image(c.image.get_image(img.id))
 
         return await self._run(f"upload image {name!r}", call)
+
+    async def find_image(self, name: str) -> Image | None:
+        def call(c: openstack.connection.Connection) -> Image | None:
+            for i in c.image.images(name=name):
+                if i.name == name:
+                    return _image(i)
+            return None
+
+        return await self._run(f"find image {name!r}", call)
 
     async def download_image(self, image_id: str) -> bytes:
         def call(c: openstack.connection.Connection) -> bytes:
@@ -869,6 +904,37 @@ class OpenStackCloud:
             return out
 
         return await self._run("read placement capacity", call)
+
+    # -- object store (Swift) ----------------------------------------------------
+    async def put_object(self, container: str, name: str, data: bytes) -> None:
+        def call(c: openstack.connection.Connection) -> None:
+            # PUT on a container is idempotent in Swift (201 created, 202 existed).
+            c.object_store.create_container(name=container)
+            c.object_store.upload_object(container=container, name=name, data=data)
+
+        await self._run(f"put object {container}/{name}", call)
+
+    async def get_object(self, container: str, name: str) -> bytes:
+        def call(c: openstack.connection.Connection) -> bytes:
+            return bytes(c.object_store.download_object(name, container=container))
+
+        return await self._run(f"get object {container}/{name}", call)
+
+    async def list_objects(self, container: str, *, prefix: str = "") -> list[str]:
+        def call(c: openstack.connection.Connection) -> list[str]:
+            try:
+                objs = list(c.object_store.objects(container, prefix=prefix or None))
+            except osx.NotFoundException:
+                return []
+            return sorted(o.name for o in objs)
+
+        return await self._run(f"list objects {container}/{prefix}", call)
+
+    async def delete_object(self, container: str, name: str) -> None:
+        await self._run(
+            f"delete object {container}/{name}",
+            lambda c: c.object_store.delete_object(name, container=container, ignore_missing=True),
+        )
 
 
 def _exact(name: str) -> str:

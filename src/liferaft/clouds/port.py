@@ -82,6 +82,7 @@ class Cloud(Protocol):
         network_ids: list[str] | None = None,
         availability_zone: str | None = None,
         metadata: dict[str, str] | None = None,
+        key_name: str | None = None,
     ) -> Server: ...
 
     async def find_server(self, name: str, tag: Tag) -> Server | None: ...
@@ -156,8 +157,10 @@ class Cloud(Protocol):
         network_id: str,
         fixed_ips: list[tuple[str | None, str]] | None = None,
         mac_address: str | None = None,
+        security_group_ids: list[str] | None = None,
     ) -> Port:
-        """``fixed_ips`` is a list of ``(subnet_id or None, ip_address)``."""
+        """``fixed_ips`` is a list of ``(subnet_id or None, ip_address)``; ``security_group_ids``
+        None: the project's default group."""
         ...
 
     async def find_port(self, name: str, tag: Tag) -> Port | None: ...
@@ -166,6 +169,11 @@ class Cloud(Protocol):
         self, *, device_id: str | None = None, network_id: str | None = None
     ) -> list[Port]: ...
     async def delete_port(self, port_id: str) -> None: ...
+    async def find_network(self, name: str) -> str | None:
+        """The id of the network named ``name`` (networks differ by id between sites)."""
+        ...
+
+    async def network_name(self, network_id: str) -> str: ...
 
     # -- images ------------------------------------------------------------------
     async def get_image(self, image_id: str) -> Image: ...
@@ -179,6 +187,10 @@ class Cloud(Protocol):
         container_format: str = "bare",
         properties: dict[str, str] | None = None,
     ) -> Image: ...
+    async def find_image(self, name: str) -> Image | None:
+        """The image named ``name`` (images differ by id between sites)."""
+        ...
+
     async def download_image(self, image_id: str) -> bytes: ...
     async def delete_image(self, image_id: str) -> None: ...
 
@@ -191,3 +203,18 @@ class Cloud(Protocol):
     async def capacity(self) -> list[ProviderCapacity]:
         """Placement's resource providers, with inventories and usages."""
         ...
+
+    # -- object store (Swift) ----------------------------------------------------
+    async def put_object(self, container: str, name: str, data: bytes) -> None:
+        """Store ``data`` as ``container/name`` (the container is made if missing)."""
+        ...
+
+    async def get_object(self, container: str, name: str) -> bytes:
+        """The object's bytes; :class:`ResourceNotFound` if it (or the container) is missing."""
+        ...
+
+    async def list_objects(self, container: str, *, prefix: str = "") -> list[str]:
+        """Object names in ``container`` starting with ``prefix``, sorted; ``[]`` if no container."""
+        ...
+
+    async def delete_object(self, container: str, name: str) -> None: ...

@@ -171,7 +171,57 @@ class HaSettings(Section):
 
 
 class ProtectionSettings(Section):
-    """Protection (checkpoints, replication, retention); filled by the protection service."""
+    """Protection (checkpoints, replication, retention) and geo-recovery."""
+
+    manifest_key: str | None = Field(
+        default=None,
+        min_length=16,
+        description=(
+            "Secret key (at least 16 characters) that signs checkpoint manifests with HMAC-SHA256; "
+            "give it by reference (`{\"$file\": ...}` or `{\"$env\": ...}`) and the same at every "
+            "site. Unset: protection and recovery are off."
+        ),
+    )
+    recovery_site: str | None = Field(
+        default=None,
+        description="The peer that receives this site's checkpoints; unset: the first peer.",
+    )
+    container: str = Field(
+        default="liferaft-checkpoints",
+        min_length=1,
+        description="Object-store container (at the recovery site) for backups and manifests.",
+    )
+    schedule_tick: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between two looks for groups whose checkpoint is due.",
+    )
+    quiescer: str = Field(
+        default="cloud",
+        min_length=1,
+        description="Quiescer driver (entry point in `liferaft.quiescers`): `cloud` or `hook`.",
+    )
+    quiesce_hook: list[str] = Field(
+        default_factory=list,
+        description="For the `hook` quiescer: the command run as `CMD quiesce|unquiesce SITE SERVER`.",
+    )
+    verifier: str = Field(
+        default="tcp",
+        min_length=1,
+        description="Verifier driver (entry point in `liferaft.verifiers`): `tcp` or `simulator`.",
+    )
+    verifier_url: str | None = Field(
+        default=None,
+        description="For the `simulator` verifier: the simulator's control API URL.",
+    )
+    verify_port: int = Field(
+        default=22, ge=1, le=65535, description="For the `tcp` verifier: the port probed."
+    )
+    verify_timeout: float = Field(
+        default=600.0,
+        gt=0,
+        description="Seconds a recovered server has to pass its check before the run fails.",
+    )
 
 
 class Settings(Section):

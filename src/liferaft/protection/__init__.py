@@ -1,0 +1,1 @@
+"""Protection: protected servers and volumes, groups, policies, checkpoints and their manifests."""
