@@ -1,0 +1,169 @@
+"""Idempotent cloud-creating step helpers: :meth:`StepContext.ensure_created` on the Cloud port.
+
+A step that creates a server, a volume or a port calls one of these instead
+of the Cloud port's ``create_*`` directly.  Each one:
+
+* gives the resource the step's fixed ``name`` and the run/step tag
+  (metadata for Nova and Cinder, Neutron tags for ports);
+* looks it up in the cloud first (``find_*``), so a replay after a crash --
+  or a new leader's replay after a takeover -- adopts what the cloud
+  accepted instead of making a second one;
+* only sends the create after the lease guard (the store re-check and the
+  local margin check, see ``docs/engine.md``);
+* records it in the resource ledger under ``(kind, name)``.
+
+:func:`delete_recorded` is the matching undo: it deletes what the ledger
+says the step made (deletes are idempotent in the Cloud port).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from liferaft.clouds.model import Port, Server, Tag, Volume
+from liferaft.clouds.port import Cloud
+from liferaft.engine.executor import StepContext
+from liferaft.engine.idempotency import IdempotencyTag
+
+#: Ledger kinds, in the order an undo deletes them (servers before what they use).
+KINDS = ("server", "port", "volume")
+
+
+def cloud_tag(tag: IdempotencyTag) -> Tag:
+    """The Cloud port's tag for an engine idempotency tag (same run and step)."""
+    return Tag(run=tag.run_id, step=tag.step_id)
+
+
+async def ensure_volume(
+    ctx: StepContext,
+    cloud: Cloud,
+    *,
+    name: str,
+    size_gb: int,
+    volume_type: str | None = None,
+    image_id: str | None = None,
+    snapshot_id: str | None = None,
+    metadata: dict[str, str] | None = None,
+) -> Volume:
+    """The volume ``name`` this step made, creating it if the cloud has none."""
+
+    async def find(t: IdempotencyTag) -> Volume | None:
+        return await cloud.find_volume(t.name, cloud_tag(t))
+
+    async def create(t: IdempotencyTag) -> Volume:
+        return await cloud.create_volume(
+            name=t.name,
+            tag=cloud_tag(t),
+            size_gb=size_gb,
+            volume_type=volume_type,
+            image_id=image_id,
+            snapshot_id=snapshot_id,
+            metadata=metadata,
+        )
+
+    return await ctx.ensure_created(
+        kind="volume", name=name, find=find, create=create, cloud_id=_id, site=cloud.site
+    )
+
+
+async def ensure_port(
+    ctx: StepContext,
+    cloud: Cloud,
+    *,
+    name: str,
+    network_id: str,
+    fixed_ips: list[tuple[str | None, str]] | None = None,
+    mac_address: str | None = None,
+) -> Port:
+    """The port ``name`` this step made (same fixed IPs and MAC if given), creating it if needed."""
+
+    async def find(t: IdempotencyTag) -> Port | None:
+        return await cloud.find_port(t.name, cloud_tag(t))
+
+    async def create(t: IdempotencyTag) -> Port:
+        return await cloud.create_port(
+            name=t.name,
+            tag=cloud_tag(t),
+            network_id=network_id,
+            fixed_ips=fixed_ips,
+            mac_address=mac_address,
+        )
+
+    return await ctx.ensure_created(
+        kind="port", name=name, find=find, create=create, cloud_id=_id, site=cloud.site
+    )
+
+
+async def ensure_server(
+    ctx: StepContext,
+    cloud: Cloud,
+    *,
+    name: str,
+    flavor: str,
+    image_id: str | None = None,
+    boot_volume_id: str | None = None,
+    port_ids: list[str] | None = None,
+    network_ids: list[str] | None = None,
+    availability_zone: str | None = None,
+    metadata: dict[str, str] | None = None,
+) -> Server:
+    """The server ``name`` this step booted, booting it if the cloud has none."""
+
+    async def find(t: IdempotencyTag) -> Server | None:
+        return await cloud.find_server(t.name, cloud_tag(t))
+
+    async def create(t: IdempotencyTag) -> Server:
+        return await cloud.create_server(
+            name=t.name,
+            tag=cloud_tag(t),
+            flavor=flavor,
+            image_id=image_id,
+            boot_volume_id=boot_volume_id,
+            port_ids=port_ids,
+            network_ids=network_ids,
+            availability_zone=availability_zone,
+            metadata=metadata,
+        )
+
+    return await ctx.ensure_created(
+        kind="server", name=name, find=find, create=create, cloud_id=_id, site=cloud.site
+    )
+
+
+async def delete_recorded(ctx: StepContext, clouds: Mapping[str, Cloud] | Cloud) -> list[str]:
+    """Undo: delete every resource the ledger says this step made; returns their cloud ids.
+
+    ``clouds`` is one cloud or the clouds by site (the ledger notes each
+    resource's site).  Servers go first, then ports, then volumes.
+    """
+    deleted: list[str] = []
+    recorded = sorted(
+        ctx.resources(), key=lambda r: KINDS.index(r.kind) if r.kind in KINDS else len(KINDS)
+    )
+    for r in recorded:
+        cloud = clouds if not isinstance(clouds, Mapping) else clouds[r.site or ""]
+        delete: Callable[[str], Any] | None = {
+            "server": cloud.delete_server,
+            "port": cloud.delete_port,
+            "volume": cloud.delete_volume,
+        }.get(r.kind)
+        if delete is None:
+            continue
+        await delete(r.cloud_id)
+        deleted.append(r.cloud_id)
+    return deleted
+
+
+def _id(resource: Server | Volume | Port) -> str:
+    return resource.id
+
+
+__all__ = [
+    "KINDS",
+    "cloud_tag",
+    "delete_recorded",
+    "ensure_port",
+    "ensure_server",
+    "ensure_volume",
+]
