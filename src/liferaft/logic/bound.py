@@ -1,0 +1,200 @@
+r"""A lower bound on the worst RPO ÷ target that no schedule can beat.
+
+Setting (the model of :mod:`liferaft.logic.replay`): groups ``g`` with
+target ``T_g``, checkpoint overhead ``o_g`` and dirty data ``D_g``
+(:mod:`liferaft.logic.dirty`); a baseline landed at time 0; the day
+``[0, H]``; replication flows together within the link budget ``B(t)``.
+A schedule -- any capture times, any rates, knowing the whole future --
+achieves ratio ``r`` when every group's RPO stays ``<= r * T_g`` on
+``[0, H]``.
+
+**Relaxation.** Fix ``r`` and a window ``[a, b]`` of ``[0, H]`` with
+``b - r T_g >= a``. Take a schedule achieving ``r``.
+
+1. At ``b`` the RPO is ``<= r T_g``, so some checkpoint captured at
+   ``c* >= b - r T_g >= a`` has landed by ``b``. Checkpoints land in
+   capture order, so every checkpoint captured in ``[a, c*]`` has landed
+   by ``b``; all of them were captured at or after ``a``, so all their
+   bytes crossed the link inside ``[a, b]``.
+2. Those checkpoints ``c_1 < ... < c_m = c*`` ship
+   ``D(c_0, c_1) + sum_i D(c_{i-1}, c_i)`` with ``c_0 < a`` the capture
+   before ``c_1``. ``D`` grows with the interval, so this is at least the
+   sum of ``D`` over the pieces ``(a, c_1], (c_1, c_2], ... (c_{m-1}, c*]``,
+   a partition of ``(a, c*]``.
+3. Each piece is at most ``L_g = r T_g - o_g`` long: just before
+   checkpoint ``c_i`` lands (no earlier than ``c_i + o_g``) the recovery
+   point is at most ``c_{i-1}``, so ``c_i + o_g - c_{i-1} <= r T_g``.
+4. A piece of length ``<= L_g`` overlaps at most
+   ``K_g = ceil(L_g / w_g) + 1`` windows (``w_g`` the shortest window),
+   and ``M`` (the largest window's contribution) is at least the mean of
+   the overlapped windows' contributions, so
+   ``D(piece) >= kappa_g * S(piece)`` with
+   ``kappa_g = (1 - f_g) + f_g / K_g``. ``S`` is additive, hence group
+   ``g`` ships inside ``[a, b]`` at least
+   ``kappa_g * S_g(a, b - r T_g)``.
+5. Summing over groups, ``need(a, b) = sum_g kappa_g S_g(a, b - r T_g)``
+   must fit ``int_a^b B(t) dt``.
+
+Every window gives a necessary condition, so checking any set of windows
+is valid. ``need`` shrinks as ``r`` grows (``b - r T_g`` moves left,
+``K_g`` grows), so the smallest ``r`` passing every checked window --
+found by bisection -- is a lower bound; so is ``max_g o_g / T_g`` (a
+checkpoint cannot land sooner than its overhead). The bound ignores that
+pieces are separated by transfers, that one transfer cannot use the whole
+budget at once, and that the future is unknown: a real schedule's worst
+ratio can be above it; never below.
+
+For speed, groups are pooled in classes of equal ``(T_g, f_g)``: a class
+uses the smallest ``o_g`` and ``w_g`` of its members (smaller ``kappa``,
+still valid) and the sum of their ``S_g`` sampled on a fine grid; a point
+between grid nodes is rounded down (``S`` only grows), so every rounding
+keeps the bound valid.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from liferaft.logic.dirty import WindowTrace
+
+
+@dataclass(frozen=True)
+class BoundGroup:
+    """What the bound needs of a group (units: seconds)."""
+
+    target_s: float
+    overhead_s: float
+    trace: WindowTrace
+
+
+@dataclass(frozen=True)
+class BoundResult:
+    max_rpo_ratio: float
+    binding_window: tuple[float, float] | None
+    need_bytes: float
+    budget_bytes: float
+
+
+@dataclass
+class _Class:
+    target: float
+    overwrite: float
+    overhead: float
+    window: float
+    cum: list[float]  # summed S of the members at fine grid nodes
+
+
+def lower_bound(
+    groups: Sequence[BoundGroup],
+    budget_bps: Callable[[float], float],
+    horizon_s: float,
+    *,
+    fine_s: float = 30.0,
+    window_step_s: float = 900.0,
+    budget_step_s: float = 30.0,
+    tolerance: float = 1e-3,
+) -> BoundResult:
+    """The smallest ratio ``r`` that passes every window on a ``window_step_s`` grid.
+
+    ``budget_bps(t)`` is the link budget, constant on each
+    ``budget_step_s`` step starting at a multiple of it (sampled at the
+    step's start).
+    """
+    if not groups:
+        return BoundResult(0.0, None, 0.0, 0.0)
+    n_fine = math.floor(horizon_s / fine_s)
+    classes: dict[tuple[float, float], _Class] = {}
+    for g in groups:
+        key = (g.target_s, g.trace.overwrite)
+        cls = classes.get(key)
+        if cls is None:
+            cls = classes[key] = _Class(
+                g.target_s,
+                g.trace.overwrite,
+                g.overhead_s,
+                g.trace.min_window_s,
+                [0.0] * (n_fine + 1),
+            )
+        cls.overhead = min(cls.overhead, g.overhead_s)
+        cls.window = min(cls.window, g.trace.min_window_s)
+        base = g.trace.cumulative(0.0)
+        for j in range(n_fine + 1):
+            cls.cum[j] += g.trace.cumulative(j * fine_s) - base
+    cl = list(classes.values())
+
+    # budget integral at window grid nodes
+    n_b = math.ceil(horizon_s / budget_step_s)
+    bud_cum = [0.0]
+    for k in range(n_b):
+        s = k * budget_step_s
+        e = min(horizon_s, s + budget_step_s)
+        bud_cum.append(bud_cum[-1] + budget_bps(s) * (e - s))
+
+    def bud_at(t: float) -> float:
+        k = min(n_b, int(t // budget_step_s))
+        if k >= n_b:
+            return bud_cum[-1]
+        s = k * budget_step_s
+        return bud_cum[k] + budget_bps(s) * (t - s)
+
+    nodes = [k * window_step_s for k in range(int(horizon_s // window_step_s) + 1)]
+    if nodes[-1] < horizon_s:
+        nodes.append(horizon_s)
+    bud_nodes = [bud_at(t) for t in nodes]
+    # S at window nodes (exact when nodes are on the fine grid; rounded down otherwise)
+    a_idx = [min(n_fine, math.ceil(t / fine_s - 1e-9)) for t in nodes]
+
+    def check(r: float) -> tuple[bool, tuple[float, float] | None, float, float]:
+        kappas = []
+        for c in cl:
+            length = r * c.target - c.overhead
+            if length <= 0:
+                return False, None, math.inf, 0.0
+            k = math.ceil(length / c.window) + 1
+            kappas.append((1.0 - c.overwrite) + c.overwrite / k)
+        for ib in range(1, len(nodes)):
+            b = nodes[ib]
+            # per class: S at b - r T (rounded down to the fine grid)
+            ends = []
+            for c, kap in zip(cl, kappas, strict=True):
+                x = b - r * c.target
+                if x <= 0:
+                    ends.append((x, 0.0, kap, c))
+                    continue
+                j = min(n_fine, math.floor(x / fine_s + 1e-9))
+                ends.append((x, c.cum[j], kap, c))
+            for ia in range(ib):
+                a = nodes[ia]
+                ja = a_idx[ia]
+                need = 0.0
+                for x, sx, kap, c in ends:
+                    if x >= a:
+                        d = sx - c.cum[ja]
+                        if d > 0:
+                            need += kap * d
+                avail = bud_nodes[ib] - bud_nodes[ia]
+                if need > avail * (1.0 + 1e-12) + 1e-6:
+                    return False, (a, b), need, avail
+        return True, None, 0.0, 0.0
+
+    floor_ratio = max(g.overhead_s / g.target_s for g in groups)
+    lo = floor_ratio
+    ok, _, _, _ = check(max(lo, 1e-9) * (1 + 1e-9))
+    if ok:
+        return BoundResult(lo, None, 0.0, 0.0)
+    hi = max(1.0, lo * 2)
+    while not check(hi)[0]:
+        lo = hi
+        hi *= 2
+        if hi > 1e6:
+            break
+    while hi - lo > tolerance * max(1.0, lo):
+        mid = 0.5 * (lo + hi)
+        if check(mid)[0]:
+            hi = mid
+        else:
+            lo = mid
+    _, win, need, avail = check(lo)
+    return BoundResult(lo, win, need, avail)

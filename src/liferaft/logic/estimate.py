@@ -1,0 +1,70 @@
+"""Dirty-data estimates from a group's past checkpoints.
+
+The only thing a real cloud tells about a group's writes is how big each
+incremental checkpoint was and how long it covered. The estimate is a
+dirty **rate** (bytes per second of interval): a blend of the recent
+checkpoints' rates that leans towards the higher of the newest one and the
+mean, so a burst that has just begun is not averaged away.
+"""
+
+from __future__ import annotations
+
+from liferaft.logic.contract import CheckpointRecord, GroupState
+
+#: Rate assumed for a group with no history (bytes/s).
+DEFAULT_RATE_BPS = 1.0e6
+
+
+def dirty_rate(
+    history: tuple[CheckpointRecord, ...], default_bps: float = DEFAULT_RATE_BPS
+) -> float:
+    """Estimated dirty bytes per second from the recent checkpoints (newest last)."""
+    recent = [r for r in history[-4:] if r.interval_s > 0]
+    if not recent:
+        return default_bps
+    rates = [r.bytes / r.interval_s for r in recent]
+    total_s = sum(r.interval_s for r in recent)
+    mean = sum(r.bytes for r in recent) / total_s
+    return max(rates[-1], mean)
+
+
+def written_to_dirty(history: tuple[CheckpointRecord, ...]) -> float | None:
+    """Distinct bytes per byte written, from the recent checkpoints that know both."""
+    recent = [r for r in history[-4:] if r.written_bytes]
+    if not recent:
+        return None
+    written = sum(r.written_bytes or 0 for r in recent)
+    return min(1.0, sum(r.bytes for r in recent) / written) if written > 0 else None
+
+
+_MEMO: dict[int, tuple[tuple[CheckpointRecord, ...], float, float | None]] = {}
+
+
+def _from_history(history: tuple[CheckpointRecord, ...]) -> tuple[float, float | None]:
+    # Memoized on the history tuple's identity (checked, so never stale): a
+    # controller passes the same tuple until a checkpoint changes it.
+    hit = _MEMO.get(id(history))
+    if hit is not None and hit[0] is history:
+        return hit[1], hit[2]
+    rate, ratio = dirty_rate(history), written_to_dirty(history)
+    if len(_MEMO) > 4096:
+        _MEMO.clear()
+    _MEMO[id(history)] = (history, rate, ratio)
+    return rate, ratio
+
+
+def dirty_now_and_rate(g: GroupState, now_s: float) -> tuple[float, float, float]:
+    """(dirty bytes since the last capture, near-future dirty rate, long-run dirty rate).
+
+    With write counters, the dirty bytes so far are the bytes written since
+    the capture times the distinct-per-written ratio of the recent
+    checkpoints, and the near-future rate follows the current write rate
+    (a burst shows at once); without them both come from the history.
+    """
+    hist, ratio = _from_history(g.history)
+    elapsed = max(0.0, now_s - g.last_capture_s)
+    if ratio is None or g.written_since_capture_bytes is None:
+        return hist * elapsed, hist, hist
+    now_bytes = g.written_since_capture_bytes * ratio
+    rate = (g.write_rate_bps or 0.0) * ratio
+    return now_bytes, max(rate, 0.5 * hist), hist

@@ -1,0 +1,349 @@
+"""``rpo-optimal``: as-late-as-possible checkpoints on a deadline plan of the link.
+
+The objective, in order: every group within its RPO target; then the
+least link and the least taken from applications; when the link cannot
+carry every target, the smallest worst RPO ÷ target, saying who misses.
+
+How, at every decision:
+
+1. **Deadlines.** At a planned ratio ``r`` (1 when the link allows), a
+   group whose newest capture is ``c`` must land its next checkpoint by
+   ``c + r T``; a checkpoint in flight must land by its predecessor's
+   capture ``+ r T``.
+2. **Plan.** Every such job (the in-flight transfers with their bytes
+   left, and each group's next checkpoint with its size estimated from its
+   past checkpoints' dirty rate) is placed **as late as possible** on the
+   link, latest deadline first (a backward earliest-deadline-first plan).
+   The link's plannable rate follows the application traffic's daily
+   profile (the budget, derated by ``derate``), minus a fluid reservation
+   of each group's dirty rate after its next deadline (its later
+   checkpoints). If some job cannot fit before its deadline, ``r`` is
+   raised (by ``step``) until it can; when it fits with room, ``r`` is
+   lowered again towards 1.
+3. **Capture** a group when its planned latest capture time falls before
+   the next decision: checkpoints are as far apart as the plan allows, so
+   fewer bytes are sent (overwritten pages ship once) and applications are
+   quiesced less often.
+4. **Rates.** Each transfer is guaranteed the rate that lands it by its
+   deadline; the replication ceiling is the free headroom
+   (``capacity - app``, costing applications nothing) unless a transfer is
+   due now or the guarantees need more, and never above the budget.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+
+from liferaft.logic.contract import (
+    CheckpointOrder,
+    Decisions,
+    FlowRate,
+    Miss,
+    State,
+    budget,
+)
+from liferaft.logic.estimate import dirty_now_and_rate
+
+
+class RpoOptimal:
+    """Deadline-planned, as-late-as-possible checkpoints with headroom-first rates."""
+
+    name = "rpo-optimal"
+    capabilities: frozenset[str] = frozenset(
+        {"checkpoint-schedule", "rate-control", "overload-report"}
+    )
+
+    def __init__(
+        self,
+        *,
+        derate: float = 0.9,
+        size_safety: float = 1.25,
+        step: float = 1.08,
+        margin: float = 0.05,
+        lookahead_s: float = 86400.0,
+        max_ratio: float = 1.0e4,
+    ) -> None:
+        if not 0 < derate <= 1:
+            raise ValueError(f"derate must be within (0, 1], not {derate}")
+        self.derate = derate
+        self.size_safety = size_safety
+        self.step = step
+        self.margin = margin
+        self.lookahead_s = lookahead_s
+        self.max_ratio = max_ratio
+
+    # -- planning ------------------------------------------------------------------------
+
+    def _plan(
+        self,
+        state: State,
+        r: float,
+        est: list[tuple[float, float, float]],
+        pending: list[list[tuple[str, float, float, float]]],
+    ) -> tuple[bool, list[float], dict[str, float]]:
+        """Backward EDF plan at ratio ``r``.
+
+        Returns (feasible, latest capture time per group, latest start per flow).
+        ``pending[i]`` lists group i's unlanded transfers as
+        (flow_id, predecessor capture, bytes left, release time).
+        """
+        now = state.now_s
+        margin = state.tick_s
+        groups = state.groups
+        link = state.link
+        jobs: list[tuple[float, float, int, str]] = []  # (deadline, bytes, group index, flow)
+        next_deadlines: list[tuple[float, float]] = []
+        horizon = now
+        late_work = 0.0
+        late_flows: list[str] = []
+        late_groups: list[int] = []
+        soon = now + state.tick_s
+        for i, g in enumerate(groups):
+            rt = r * g.target_s
+            for flow_id, pred, left, _release in pending[i]:
+                d = pred + rt - margin
+                if d < soon:
+                    late_work += left
+                    late_flows.append(flow_id)
+                    continue
+                jobs.append((d, left, i, flow_id))
+                horizon = max(horizon, d)
+            d = g.last_capture_s + rt - margin
+            now_bytes, rate, long_run = est[i]
+            next_deadlines.append((d, long_run))
+            if d < soon:
+                late_work += now_bytes * self.size_safety
+                late_groups.append(i)
+                continue
+            jobs.append((d, -1.0, i, ""))
+            horizon = max(horizon, d)
+        # segments of the plannable rate
+        step_s = link.app_profile_step_s
+        profile = link.app_profile_bps
+        pts = [now]
+        k = 1
+        while profile and now + k * step_s < horizon and k < len(profile):
+            pts.append(now + k * step_s)
+            k += 1
+        next_deadlines.sort()
+        pts.extend(d for d, _ in next_deadlines if now < d < horizon)
+        pts.append(horizon + 1.0)
+        pts.sort()
+        cap = link.capacity_bps
+        share = link.app_take_share
+        bud_now = link.budget_bps
+        seg_rate: list[float] = []
+        cum = [0.0]
+        reserved = 0.0
+        ri = 0
+        nd = len(next_deadlines)
+        for j in range(len(pts) - 1):
+            p = pts[j]
+            while ri < nd and next_deadlines[ri][0] <= p:
+                reserved += next_deadlines[ri][1]
+                ri += 1
+            if j == 0 or not profile:
+                b = bud_now
+            else:
+                idx = min(len(profile) - 1, int((p - now) // step_s))
+                b = budget(cap, profile[idx], share)
+            rate = max(0.0, self.derate * b - reserved)
+            seg_rate.append(rate)
+            cum.append(cum[-1] + rate * (pts[j + 1] - p))
+
+        def cum_at(t: float) -> float:
+            if t <= now:
+                return 0.0
+            j = bisect.bisect_right(pts, t) - 1
+            if j >= len(seg_rate):
+                return cum[-1]
+            return cum[j] + seg_rate[j] * (t - pts[j])
+
+        def time_at(u: float) -> float:
+            j = bisect.bisect_right(cum, u) - 1
+            j = min(max(j, 0), len(seg_rate) - 1)
+            rate = seg_rate[j]
+            if rate <= 0:
+                return pts[j]
+            return pts[j] + (u - cum[j]) / rate
+
+        # Jobs already past their deadline at this ratio run first, as soon as
+        # possible; the rest must fit after them.
+        jobs.sort(key=lambda job: job[0], reverse=True)
+        frontier = math.inf
+        latest_capture = [math.inf] * len(groups)
+        latest_start: dict[str, float] = {}
+        safety = self.size_safety
+        for d, w, i, flow_id in jobs:
+            end = min(frontier, cum_at(d))
+            if flow_id:
+                frontier = end - w
+                latest_start[flow_id] = time_at(frontier) if frontier > 0 else now
+                continue
+            # a checkpoint not yet taken grows until it is captured: size it at
+            # its latest capture, found by one fixed-point step from the largest size
+            now_bytes, rate, _ = est[i]
+            over = groups[i].overhead_s
+            w_max = (now_bytes + rate * max(0.0, d - over - now)) * safety
+            start = time_at(end - w_max) if end - w_max > 0 else now
+            w = (now_bytes + rate * max(0.0, start - over - now)) * safety
+            frontier = end - w
+            start = time_at(frontier) if frontier > 0 else now
+            latest_capture[i] = start - over
+        for flow_id in late_flows:
+            latest_start[flow_id] = now
+        for i in late_groups:
+            latest_capture[i] = now - groups[i].overhead_s
+        feasible = frontier >= late_work - 1e-6
+        return feasible, latest_capture, latest_start
+
+    def _fluid_ratio(self, state: State, est: list[tuple[float, float, float]]) -> float:
+        """The smallest ratio a sustained deficit over the lookahead allows.
+
+        Over ``[now, now + lookahead]`` group ``g`` must ship what it dirties
+        from its recovery point up to ``now + lookahead - r T_g``, at its
+        long-run dirty rate; together that must fit the budget the profile
+        forecasts. ``sum_g beta_g max(0, A_g - r T_g)`` falls with ``r``, so
+        the smallest such ``r`` is found exactly by walking the breakpoints.
+        """
+        now = state.now_s
+        hz = self.lookahead_s
+        link = state.link
+        prof = link.app_profile_bps
+        step = link.app_profile_step_s
+        if prof:
+            n = min(len(prof), max(1, math.ceil(hz / step)))
+            avail = (
+                sum(budget(link.capacity_bps, a, link.app_take_share) for a in prof[:n]) * hz / n
+            )
+        else:
+            avail = link.budget_bps * hz
+        avail *= self.derate
+        items = []
+        for g, (_, _, beta) in zip(state.groups, est, strict=True):
+            span = now + hz - g.recovery_point_s
+            if span > 0 and beta > 0:
+                items.append((span / g.target_s, beta * g.target_s, beta * span))
+        # need(r) = sum over items with r < k of (c - s r), k = span / T, s = beta T
+        if sum(c for _, _, c in items) <= avail:
+            return 0.0
+        items.sort(reverse=True)
+        slope = const = 0.0
+        for j, (k, sl, c) in enumerate(items):
+            slope += sl
+            const += c
+            nxt = items[j + 1][0] if j + 1 < len(items) else 0.0
+            # on (nxt, k] the active set is items[0..j]: need = const - slope r
+            r = (const - avail) / slope
+            if r > nxt:
+                return min(k, r)
+        return 0.0
+
+    # -- the decision --------------------------------------------------------------------
+
+    def decide(self, state: State) -> Decisions:
+        now = state.now_s
+        tick = state.tick_s
+        groups = state.groups
+        link = state.link
+        index = {g.group_id: i for i, g in enumerate(groups)}
+        est = [dirty_now_and_rate(g, now) for g in groups]
+        pending: list[list[tuple[str, float, float, float]]] = [[] for _ in groups]
+        busy = [False] * len(groups)
+        for tr in state.transfers:
+            i = index.get(tr.group_id)
+            if i is None:
+                continue
+            if tr.released and tr.bytes_remaining is not None:
+                left = float(tr.bytes_remaining)
+                release = tr.capture_s
+            else:
+                left = (
+                    max(est[i][1], est[i][2])
+                    * (tr.capture_s - tr.predecessor_capture_s)
+                    * self.size_safety
+                )
+                release = tr.capture_s + groups[i].overhead_s
+                busy[i] = True
+            pending[i].append((tr.flow_id, tr.predecessor_capture_s, left, release))
+
+        # The ratio r: warm-started from the previous decision, lowered while
+        # the plan at the lower ratio still fits, raised only while the plan
+        # does not fit even without the margin. Decisions follow the plan at
+        # r * (1 - margin), so a transient overflow (a burst, an estimate
+        # off) eats into the margin before it eats into the targets.
+        keep = 1.0 - self.margin
+        floor = self._fluid_ratio(state, est)
+        r = max(1.0, floor, state.previous_ratio)
+        if r > max(1.0, floor):
+            lower = max(1.0, floor, r / self.step)
+            if self._plan(state, lower, est, pending)[0]:
+                r = lower
+        ok, latest_capture, latest_start = self._plan(state, r * keep, est, pending)
+        if not ok:
+            fits = self._plan(state, r, est, pending)[0]
+            while not fits and r < self.max_ratio:
+                r = min(self.max_ratio, r * self.step)
+                fits = self._plan(state, r, est, pending)[0]
+            _, latest_capture, latest_start = self._plan(state, r * keep, est, pending)
+
+        orders = []
+        for i, g in enumerate(groups):
+            if busy[i]:
+                continue
+            if latest_capture[i] < now + tick:
+                orders.append(
+                    CheckpointOrder(
+                        g.group_id,
+                        f"latest safe capture {latest_capture[i] - now:+.0f} s "
+                        f"for ratio {r:.2f}; ~{est[i][0]:.3g} B dirty, ~{est[i][1]:.3g} B/s",
+                    )
+                )
+
+        # rates: each released transfer guaranteed what lands it by its deadline
+        flow_rates = []
+        need_total = 0.0
+        urgent = False
+        for tr in state.transfers:
+            i = index.get(tr.group_id)
+            if i is None or not tr.released or tr.bytes_remaining is None:
+                continue
+            g = groups[i]
+            deadline = tr.predecessor_capture_s + r * (1.0 - self.margin) * g.target_s - tick
+            slack = max(tick, deadline - now)
+            need = tr.bytes_remaining / slack
+            if latest_start.get(tr.flow_id, math.inf) < now + tick:
+                urgent = True
+            need_total += need
+            flow_rates.append(
+                FlowRate(
+                    tr.flow_id, g.carrier, need, f"lands {tr.bytes_remaining} B in {slack:.0f} s"
+                )
+            )
+        bud = link.budget_bps
+        head = link.headroom_bps
+        if urgent:
+            ceiling, why = bud, "a transfer is due now: full budget"
+        elif need_total * 1.2 > head:
+            ceiling, why = min(bud, need_total * 1.2), "guarantees exceed the free headroom"
+        else:
+            ceiling, why = min(bud, head), "free headroom only"
+
+        misses = tuple(
+            Miss(
+                g.group_id,
+                (now - g.recovery_point_s) / g.target_s,
+                f"link overloaded: planning for RPO ≤ {r:.2f}x target",
+            )
+            for g in groups
+            if r > 1.0 and now - g.recovery_point_s > g.target_s
+        )
+        return Decisions(
+            checkpoints=tuple(orders),
+            flow_rates=tuple(flow_rates),
+            replication_ceiling_bps=ceiling,
+            replication_ceiling_reason=why,
+            ratio=r,
+            misses=misses,
+        )
