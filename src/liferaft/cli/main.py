@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import serve, sim
+from . import agent, serve, sim
 
 app = typer.Typer(
     name="liferaft",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 app.add_typer(sim.app, name="sim")
 app.command("serve")(serve.serve)
+app.command("agent")(agent.agent)
 
 
 def main() -> None:
