@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 
 class Section(BaseModel):
@@ -166,8 +166,242 @@ class DrLogicSettings(Section):
     )
 
 
+class HaFencerSettings(Section):
+    """One fencing level of a host: a BMC (or other power switch) and how to reach it."""
+
+    driver: str = Field(
+        min_length=1,
+        description="Fencer driver (entry point in `liferaft.fencers`): `redfish`, `ipmi` or `noop` (never accepted for evacuation).",
+    )
+    address: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The BMC: a Redfish base URL (`https://bmc:443`) or an IPMI `host[:port]`.",
+    )
+    username: str | None = Field(
+        default=None,
+        min_length=1,
+        description='BMC user; give it by reference (`{"$env": ...}` or `{"$file": ...}`).',
+    )
+    password: SecretStr | None = Field(
+        default=None,
+        description='BMC password, by reference (`{"$env": ...}` or `{"$file": ...}`); never logged or shown.',
+    )
+    system_id: str | None = Field(
+        default=None,
+        description="Redfish: the ComputerSystem to fence (`/redfish/v1/Systems/<id>`); unset: the only one.",
+    )
+    verify_tls: bool = Field(default=True, description="Redfish: check the BMC's TLS certificate.")
+    timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a power-off has to be confirmed by reading it back.",
+    )
+
+    @model_validator(mode="after")
+    def _needs_credentials(self) -> HaFencerSettings:
+        if self.driver in ("redfish", "ipmi"):
+            missing = [k for k in ("address", "username", "password") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"fencer {self.driver!r} needs {', '.join(missing)}")
+        return self
+
+
+class HaHostSettings(Section):
+    """How to fence one compute host: its fencing levels, tried in order."""
+
+    name: str = Field(
+        min_length=1, description="The compute host (its nova-compute service host name)."
+    )
+    fencers: list[HaFencerSettings] = Field(
+        min_length=1,
+        description="Fencing levels, tried in order until one confirms the power is off.",
+    )
+
+
+class HaSelectionSettings(Section):
+    """Which instances of a failed host are evacuated (all when every list is empty)."""
+
+    images: list[str] = Field(
+        default_factory=list, description="Only instances of these image ids."
+    )
+    flavors: list[str] = Field(
+        default_factory=list, description="Only instances of these flavors (names or ids)."
+    )
+    metadata: dict[str, str] = Field(
+        default_factory=dict,
+        description="Only instances whose metadata has all these key/value pairs (Masakari: `HA_Enabled: 'True'`).",
+    )
+
+
+class HaSegmentSettings(Section):
+    """A failover segment: compute hosts that fail over among themselves (Masakari's segment)."""
+
+    name: str = Field(
+        min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Segment name."
+    )
+    site: str | None = Field(
+        default=None, description="The site of the hosts; defaults to this controller's site."
+    )
+    hosts: list[str] = Field(
+        min_length=1, description="The compute hosts of the segment (reserved hosts included)."
+    )
+    recovery_method: Literal["auto", "reserved_host", "auto_priority", "rh_priority"] = Field(
+        default="auto",
+        description=(
+            "`auto`: any segment host with room; `reserved_host`: the segment's reserved hosts only; "
+            "`auto_priority`: `auto`, then reserved hosts if that fails; `rh_priority`: reserved hosts, then `auto`."
+        ),
+    )
+    reserved_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts held (disabled) for recovery; one used for a recovery leaves the pool.",
+    )
+    max_failed_hosts: int = Field(
+        default=1, ge=1, description="Hosts of this segment recovered at once; more failures wait."
+    )
+    shared_storage: bool = Field(
+        default=False,
+        description="Instances' root disks are on shared storage (evacuation keeps their data).",
+    )
+    local_disk: Literal["skip", "evacuate"] = Field(
+        default="skip",
+        description="Instances on local disk (lost by an evacuation): `skip` them and notify, or `evacuate` (rebuilt from the image).",
+    )
+    selection: HaSelectionSettings = Field(
+        default_factory=HaSelectionSettings, description="Which instances are evacuated."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> HaSegmentSettings:
+        dup = sorted({h for h in self.hosts if self.hosts.count(h) > 1})
+        if dup:
+            raise ValueError(f"segment {self.name!r} lists hosts twice: {', '.join(dup)}")
+        unknown = sorted(set(self.reserved_hosts) - set(self.hosts))
+        if unknown:
+            raise ValueError(
+                f"segment {self.name!r}: reserved hosts {', '.join(unknown)} are not among its hosts"
+            )
+        if self.recovery_method != "auto" and not self.reserved_hosts:
+            raise ValueError(
+                f"segment {self.name!r}: recovery_method {self.recovery_method!r} needs reserved_hosts"
+            )
+        return self
+
+
 class HaSettings(Section):
-    """Compute-host HA (monitors, fencing, evacuation); filled by the HA service."""
+    """Compute-host HA: monitors, fencing, evacuation, notifications."""
+
+    enabled: bool = Field(
+        default=False, description="Monitor the segments' hosts and recover failed ones."
+    )
+    segments: list[HaSegmentSettings] = Field(
+        default_factory=list, description="Failover segments."
+    )
+    hosts: list[HaHostSettings] = Field(
+        default_factory=list,
+        description="Fencing of each host (every segment host needs an entry).",
+    )
+    monitors: list[str] = Field(
+        default_factory=lambda: ["compute_service"],
+        min_length=1,
+        description="Monitor drivers (entry points in `liferaft.monitors`): `compute_service`, `hypervisor`, `network_agent`, `heartbeat`.",
+    )
+    agreement: Literal["all", "majority", "any"] = Field(
+        default="all",
+        description="How many monitors must call a host failed: `all`, a `majority`, or `any` one.",
+    )
+    poll_interval: float = Field(
+        default=10.0, gt=0, description="Seconds between two looks at the hosts."
+    )
+    recheck_delay: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds a host must stay failed before the re-check confirms it.",
+    )
+    service_down_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="The compute service's `updated_at` older than this counts as silent (Nova's `service_down_time`).",
+    )
+    heartbeat_listen: str | None = Field(
+        default=None,
+        description="`host:port` where the signed UDP host heartbeats arrive (the `heartbeat` monitor).",
+    )
+    heartbeat_key: SecretStr | None = Field(
+        default=None,
+        description="Key that signs host heartbeats, by reference; never logged or shown.",
+    )
+    heartbeat_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds without a valid heartbeat before a host counts as silent.",
+    )
+    breaker_max_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Mass-failure breaker: more than this share of a segment silent at once stops recovery and alerts.",
+    )
+    breaker_max_hosts: int = Field(
+        default=3,
+        ge=1,
+        description="Mass-failure breaker: more than this many hosts silent at once stops recovery and alerts.",
+    )
+    evacuator: str = Field(
+        default="nova",
+        min_length=1,
+        description="Evacuator driver (entry point in `liferaft.evacuators`).",
+    )
+    max_concurrent_evacuations: int = Field(
+        default=20,
+        ge=1,
+        description="Evacuations in flight at once (the concurrency the cloud allows).",
+    )
+    evacuation_timeout: float = Field(
+        default=900.0,
+        gt=0,
+        description="Seconds an evacuated instance has to run again before it is reported failed.",
+    )
+    notifier: str = Field(
+        default="apprise",
+        min_length=1,
+        description="Notifier driver (entry point in `liferaft.notifiers`).",
+    )
+    admin_urls: list[SecretStr] = Field(
+        default_factory=list,
+        description="Apprise URLs of the admins (`mailto://...`, `json://...`, chat); may hold secrets, so by reference.",
+    )
+    tenant_urls: dict[str, list[SecretStr]] = Field(
+        default_factory=dict,
+        description="Apprise URLs per project id, for the tenants whose instances were affected.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> HaSettings:
+        names = [s.name for s in self.segments]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"segment names used twice: {', '.join(dup)}")
+        seen: dict[str, str] = {}
+        for seg in self.segments:
+            for h in seg.hosts:
+                if h in seen:
+                    raise ValueError(f"host {h!r} is in segments {seen[h]!r} and {seg.name!r}")
+                seen[h] = seg.name
+        fenced = [h.name for h in self.hosts]
+        unknown = sorted(set(fenced) - set(seen))
+        if unknown:
+            raise ValueError(f"ha.hosts names hosts of no segment: {', '.join(unknown)}")
+        if self.enabled:
+            unfenced = sorted(set(seen) - set(fenced))
+            if unfenced:
+                raise ValueError(f"segment hosts without fencing (ha.hosts): {', '.join(unfenced)}")
+        if "heartbeat" in self.monitors and (
+            self.heartbeat_listen is None or self.heartbeat_key is None
+        ):
+            raise ValueError("the heartbeat monitor needs heartbeat_listen and heartbeat_key")
+        return self
 
 
 class ProtectionSettings(Section):
@@ -178,7 +412,7 @@ class ProtectionSettings(Section):
         min_length=16,
         description=(
             "Secret key (at least 16 characters) that signs checkpoint manifests with HMAC-SHA256; "
-            "give it by reference (`{\"$file\": ...}` or `{\"$env\": ...}`) and the same at every "
+            'give it by reference (`{"$file": ...}` or `{"$env": ...}`) and the same at every '
             "site. Unset: protection and recovery are off."
         ),
     )
