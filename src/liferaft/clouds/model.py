@@ -168,6 +168,21 @@ class ComputeService:
     forced_down: bool = False
     zone: str | None = None
     disabled_reason: str | None = None
+    #: The service's last heartbeat as the API reports it (ISO 8601, UTC), if any.
+    updated_at: str | None = None
+
+
+@dataclass(frozen=True)
+class NetworkAgent:
+    """A Networking v2 agent (``GET /v2.0/agents``): its host and whether it is alive."""
+
+    id: str
+    agent_type: str
+    binary: str
+    host: str
+    alive: bool
+    admin_state_up: bool = True
+    last_heartbeat_at: str | None = None
 
 
 @dataclass(frozen=True)

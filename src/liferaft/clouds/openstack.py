@@ -39,6 +39,7 @@ from .model import (
     IdentityInfo,
     Image,
     Inventory,
+    NetworkAgent,
     Port,
     ProviderCapacity,
     Server,
@@ -220,6 +221,7 @@ def _service(s: Any) -> ComputeService:
         forced_down=bool(s.is_forced_down),
         zone=s.availability_zone,
         disabled_reason=s.disabled_reason,
+        updated_at=str(s.updated_at) if s.updated_at else None,
     )
 
 
@@ -873,6 +875,26 @@ class OpenStackCloud:
             ]
 
         return await self._run("list hypervisors", call)
+
+    async def list_network_agents(self, *, host: str | None = None) -> list[NetworkAgent]:
+        """Networking v2 agents (``GET /v2.0/agents``, admin; every release)."""
+        query = {"host": host} if host is not None else {}
+
+        def call(c: openstack.connection.Connection) -> list[NetworkAgent]:
+            return [
+                NetworkAgent(
+                    id=a.id,
+                    agent_type=a.agent_type or "",
+                    binary=a.binary or "",
+                    host=a.host or "",
+                    alive=bool(a.is_alive),
+                    admin_state_up=bool(a.is_admin_state_up),
+                    last_heartbeat_at=str(a.last_heartbeat_at) if a.last_heartbeat_at else None,
+                )
+                for a in c.network.agents(**query)
+            ]
+
+        return await self._run("list network agents", call)
 
     async def capacity(self) -> list[ProviderCapacity]:
         """Placement (Newton+): resource providers, their inventories and usages."""

@@ -29,6 +29,7 @@ from .model import (
     Hypervisor,
     IdentityInfo,
     Image,
+    NetworkAgent,
     Port,
     ProviderCapacity,
     Server,
@@ -200,6 +201,10 @@ class Cloud(Protocol):
     async def disable_compute(self, host: str, *, reason: str) -> ComputeService: ...
     async def enable_compute(self, host: str) -> ComputeService: ...
     async def list_hypervisors(self) -> list[Hypervisor]: ...
+    async def list_network_agents(self, *, host: str | None = None) -> list[NetworkAgent]:
+        """Networking v2 agents (admin): one per host and kind, with ``alive``."""
+        ...
+
     async def capacity(self) -> list[ProviderCapacity]:
         """Placement's resource providers, with inventories and usages."""
         ...

@@ -27,7 +27,7 @@ _PG_LOCK_KEY = 0x6C667266
 #: Alembic at all.  Each service area (protection, ha, ...) keeps its tables in
 #: its own Alembic branch (``branch_labels``) rooted at ``0001``, so areas can add
 #: migrations independently; the upgrade target is every head.
-HEADS: frozenset[str] = frozenset({"0100"})
+HEADS: frozenset[str] = frozenset({"0100", "0200"})
 
 
 def alembic_config() -> Config:
