@@ -125,6 +125,8 @@ class Canary:
             if server.quiesced:
                 return "paused", "the guest is quiesced"
             return "paused", f"the server is not running (status {server.status})"
+        if _storage_lost(compute, server.host):
+            return "blocked", f"host {server.host} lost its storage network (volume I/O fails)"
         return "writing", None
 
     def _volume_problem(self, vid: str) -> str | None:
@@ -139,7 +141,8 @@ class Canary:
         ghost: Callable[[str], str | None] | None = getattr(
             self.site.compute, "ghost_running", None
         )
-        return None if ghost is None else ghost(self.spec.server_id)
+        host = None if ghost is None else ghost(self.spec.server_id)
+        return None if _storage_lost(self.site.compute, host) else host
 
     # -- writing ----------------------------------------------------------------------
     def _tick(self) -> None:
@@ -349,6 +352,12 @@ def _number(
         low = f"> {lo:g}" if exclusive_lo else f">= {lo:g}"
         raise ApiError(400, f"'{key}' must be {low} and <= {hi:g}, got {value}")
     return float(value)
+
+
+def _storage_lost(compute: Any, host_name: str | None) -> bool:
+    """The host lost its storage network (a host fault): its guests' volume I/O fails."""
+    host = compute.hosts.get(host_name or "")
+    return bool(getattr(host, "storage_lost", False))
 
 
 _REGISTRIES: weakref.WeakKeyDictionary[World, CanaryRegistry] = weakref.WeakKeyDictionary()

@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from . import canary_api, faults, links_api, volume_control
+from . import canary_api, faults, heartbeat, links_api, volume_control
+from .bmc import control as bmc_control
 from .http import ApiError, error_response, json_response, read_json
 
 if TYPE_CHECKING:
@@ -107,4 +108,6 @@ def control_app(server: SimServer) -> Starlette:
     routes += links_api.routes(server)
     routes += volume_control.routes(server)
     routes += canary_api.routes(server)
+    routes += bmc_control.routes(server)
+    routes += heartbeat.routes(server)
     return Starlette(routes=routes)

@@ -12,18 +12,30 @@ kind                      target       extra fields
 ``link-down``             ``a-b``      (no transfer progresses)
 ``link-degraded``         ``a-b``      ``bandwidth_mbps`` and/or ``delay_ms``
 ========================  ===========  ==============================================
+
+Faults of one host (target ``SITE/HOST``: ``host-power-loss``,
+``host-mgmt-isolation``, ``host-storage-loss``, ``host-flapping``,
+``compute-hung``, ``bmc-garbage``) live in :mod:`liferaft.sim.hostfaults`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import hostfaults
 from .http import ApiError
 
 if TYPE_CHECKING:
     from .server import SimServer
 
-KINDS = ("site-down", "api-latency", "api-errors", "link-down", "link-degraded")
+KINDS = (
+    "site-down",
+    "api-latency",
+    "api-errors",
+    "link-down",
+    "link-degraded",
+    *hostfaults.KINDS,
+)
 
 
 def _site(server: SimServer, target: Any) -> str:
@@ -48,6 +60,8 @@ async def inject(server: SimServer, body: dict[str, Any]) -> dict[str, Any]:
     kind = body.get("kind")
     target = body.get("target")
     world = server.world
+    if kind in hostfaults.KINDS:
+        return hostfaults.registry(world).inject(body)
     if kind == "site-down":
         name = _site(server, target)
         await server.set_site_down(name, True)
@@ -104,9 +118,14 @@ async def heal(server: SimServer, body: dict[str, Any]) -> list[dict[str, Any]]:
             world.links.set_up(world.links.find(t), True)
         elif k == "link-degraded":
             world.links.restore(world.links.find(t))
+        elif k in hostfaults.KINDS:
+            hostfaults.registry(world).heal(k, t)
         healed.append(f)
     if target is not None and kind is None and not healed and target not in world.sites:
-        world.links.find(target)  # raises a clear error for an unknown name
+        if "/" in str(target):
+            hostfaults.parse_target(world, target)  # a clear error for an unknown host
+        else:
+            world.links.find(target)  # raises a clear error for an unknown name
     return healed
 
 
@@ -121,4 +140,5 @@ def active(server: SimServer) -> list[dict[str, Any]]:
         if f.error_rate:
             out.append({"kind": "api-errors", "target": name, "rate": f.error_rate})
     out.extend(server.world.links.faults())
+    out.extend(hostfaults.registry(server.world).active())
     return out

@@ -24,8 +24,12 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from . import identity
+from .bmc.ipmi import IpmiService
+from .bmc.redfish import redfish_app
+from .bmc.registry import BmcRegistry
 from .clock import SimClock
 from .compute import api as compute_api
+from .heartbeat import HeartbeatService
 from .image import api as image_api
 from .network import api as network_api
 from .objects import api as objects_api
@@ -137,6 +141,16 @@ class SimServer:
             lst = _Listener(site_app(site), host, 0)
             site.url = lst.url
             self.listeners[name] = lst
+        # The hosts' BMCs: a Redfish listener per site, an IPMI UDP port per host.
+        self.bmcs = BmcRegistry(self.world)
+        self.bmc_listeners: dict[str, _Listener] = {}
+        for name, site in self.world.sites.items():
+            lst = _Listener(redfish_app(self.bmcs, site), host, 0)
+            for bmc in self.bmcs.of_site(name):
+                bmc.redfish_url = lst.url
+            self.bmc_listeners[name] = lst
+        self.ipmi = IpmiService(self.bmcs, host)
+        self.heartbeats = HeartbeatService(self.world, state_dir)
         from .control import control_app  # late: control imports server helpers
 
         self.control = _Listener(control_app(self), host, control_port)
@@ -149,12 +163,12 @@ class SimServer:
         """Stop or restart a site's listener (its APIs refuse connections while down)."""
         site = self.world.site(name)
         site.faults.down = down
-        lst = self.listeners[name]
-        if down:
-            await lst.stop()
-        else:
-            lst.start()
-            await lst.wait_started()
+        for lst in (self.listeners[name], self.bmc_listeners[name]):
+            if down:
+                await lst.stop()
+            else:
+                lst.start()
+                await lst.wait_started()
 
     def clouds_yaml(self) -> dict[str, Any]:
         clouds: dict[str, Any] = {}
@@ -192,13 +206,18 @@ class SimServer:
             "pid": os.getpid(),
         }
         (self.state_dir / "sim.json").write_text(json.dumps(info, indent=2))
+        self.bmcs.write_file(self.state_dir / "bmcs.yaml")
         return path
 
+    def _all_listeners(self) -> list[_Listener]:
+        return [*self.listeners.values(), *self.bmc_listeners.values(), self.control]
+
     async def start(self) -> None:
-        for lst in [*self.listeners.values(), self.control]:
+        for lst in self._all_listeners():
             lst.start()
-        for lst in [*self.listeners.values(), self.control]:
+        for lst in self._all_listeners():
             await lst.wait_started()
+        self.ipmi.start()
         self.write_files()
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
@@ -210,6 +229,8 @@ class SimServer:
             await asyncio.Event().wait()
         finally:
             clock_task.cancel()
-            for lst in [*self.listeners.values(), self.control]:
+            self.heartbeats.close()
+            await self.ipmi.stop()
+            for lst in self._all_listeners():
                 await lst.stop()
             self.world.writelog.close()

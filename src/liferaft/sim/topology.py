@@ -29,6 +29,10 @@ class HostSpec(_Strict):
     disk_gb: int = Field(4000, ge=1, description="Local disk in GiB.")
     max_builds: int = Field(20, ge=1, description="Concurrent server builds the host accepts.")
     reserved: bool = Field(False, description="A reserved host held for host-HA recovery.")
+    bmc_username: str | None = Field(None, description="This host's BMC user (default: bmc_username).")
+    bmc_password: str | None = Field(
+        None, description="This host's BMC password (default: bmc_password, else a random one)."
+    )
 
 
 class FlavorSpec(_Strict):
@@ -154,6 +158,21 @@ class Topology(_Strict):
     admin_password: str = "admin-secret"
     demo_password: str = "demo-secret"
     block_size: int = Field(65536, ge=4096, description="Changed-block tracking granularity.")
+    bmc_username: str = Field("admin", min_length=1, description="Every BMC's user by default.")
+    bmc_password: str | None = Field(
+        None,
+        min_length=1,
+        description="Every BMC's password by default; unset: each BMC gets its own random one "
+        "(all are written to STATE_DIR/bmcs.yaml).",
+    )
+    heartbeat_interval: float = Field(
+        5.0, gt=0, description="Simulated seconds between two UDP heartbeats of a host."
+    )
+    heartbeat_target: str | None = Field(
+        None,
+        description="HOST:PORT the hosts' UDP heartbeats go to (also settable at runtime "
+        "with PUT /control/heartbeat); unset: none are sent.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Topology:

@@ -54,16 +54,25 @@ class Host:
     build_queue: list[Any] = field(default_factory=list)  # builds waiting for a slot
     stalled: list[Any] = field(default_factory=list)  # completions waiting for power
     generation: int = 1  # the resource provider's generation in Placement
+    # Host faults (liferaft.sim.hostfaults): the guests keep running, but the
+    # nova-compute heartbeat froze at ``service_silent_since`` (management
+    # network isolated, or the service hung); the management network (network
+    # agent, host agent) went silent at ``mgmt_silent_since``; the storage
+    # network is lost (guests' volume I/O fails).
+    service_silent_since: float | None = None
+    mgmt_silent_since: float | None = None
+    storage_lost: bool = False
 
     def alive(self) -> bool:
         """Powered on and its site not down: only then can its guests run."""
         return self.powered_on and not self.site.faults.down
 
     def updated_at(self, now: float) -> float:
-        """The last heartbeat: now while alive, frozen at the moment it died."""
-        if self.alive() or self.died_at is None:
-            return now
-        return self.died_at
+        """The last heartbeat: now while alive, frozen at the moment it died or went silent."""
+        beat = now if self.alive() or self.died_at is None else self.died_at
+        if self.service_silent_since is not None:
+            beat = min(beat, self.service_silent_since)
+        return beat
 
     def service_up(self, now: float) -> bool:
         """Nova's servicegroup check: not forced down and a recent heartbeat."""

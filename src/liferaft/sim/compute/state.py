@@ -115,14 +115,14 @@ class ComputeState:
         for name in self.hosts:
             self.set_host_power(name, on)
 
-    def set_host_power(self, name: str, on: bool) -> None:
-        """Switch one host's power; records a ``power`` event in the write log."""
+    def set_host_power(self, name: str, on: bool, **cause: Any) -> None:
+        """Switch one host's power; records a ``power`` event (with ``cause``) in the write log."""
         host = self.hosts[name]
         if host.powered_on == on:
             return
         now = self.now()
         host.powered_on = on
-        self.site.world.writelog.record(now, "power", self.site.name, host=name, on=on)
+        self.site.world.writelog.record(now, "power", self.site.name, host=name, on=on, **cause)
         if not on:
             host.died_at = now
             self.ghosts.pop(name, None)  # the old guests die with the power

@@ -5,6 +5,9 @@ host is alive its agent's last heartbeat is "now"; once the host dies
 (powered off, or its site down) the heartbeat freezes at the moment of
 death, read from the write log, and the agent turns ``alive: false`` after
 Neutron's ``agent_down_time`` (75 s), exactly the lag a real monitor sees.
+A host whose management network is isolated (``Host.mgmt_silent_since``, see
+:mod:`liferaft.sim.hostfaults`) keeps running, but its agent's heartbeat
+freezes at the moment of isolation just the same.
 
 Each host gets a VTEP (tunnel endpoint) address from its site's
 ``vtep_subnet``, or a default per-site subnet, allocated in host-name order
@@ -43,10 +46,12 @@ def vtep_subnet(site_name: str, configured: str | None, index: int) -> ipaddress
 
 @dataclass
 class _HostView:
-    """What the agent table needs of a host: its name and whether it is alive."""
+    """What the agent table needs of a host: its name, whether it is alive, and
+    since when its management network is silent (a host fault), if it is."""
 
     name: str
     alive: bool
+    silent_since: float | None = None
 
 
 @dataclass
@@ -76,7 +81,10 @@ class AgentTable:
     def _hosts(self) -> list[_HostView]:
         hosts = self.site.compute.hosts
         if hosts:
-            return [_HostView(h.name, bool(h.alive())) for h in hosts.values()]
+            return [
+                _HostView(h.name, bool(h.alive()), getattr(h, "mgmt_silent_since", None))
+                for h in hosts.values()
+            ]
         # Until the compute service has hosts, the topology's host list stands
         # in for them (alive unless the site is down).
         topo = self.site.world.topology
@@ -115,7 +123,7 @@ class AgentTable:
         if new:
             self._assign_vteps(new)
         for h in hosts:
-            if h.alive:
+            if h.alive and h.silent_since is None:
                 self._last_alive[h.name] = now
         return hosts
 
@@ -154,6 +162,8 @@ class AgentTable:
         for h in sorted(hosts, key=lambda x: x.name):
             rec = self.records[h.name]
             beat = self.heartbeat(h.name, h.alive)
+            if h.silent_since is not None:  # isolated: its reports stopped reaching Neutron
+                beat = min(beat, h.silent_since)
             devices = len(self.site.network.ports_on_host(h.name))
             out.append(
                 {
