@@ -13,7 +13,7 @@ from liferaft.config import Settings
 
 from . import errors
 from .auth import TokenValidator
-from .routers import events, health, info, metrics
+from .routers import events, health, info, metrics, protection, recovery
 from .services import Services
 
 
@@ -70,4 +70,6 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
         app.include_router(metrics.router)
     app.include_router(info.router)
     app.include_router(events.router)
+    app.include_router(protection.router)
+    app.include_router(recovery.router)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import agent, serve, sim
+from . import agent, demo, protect, recovery, serve, sim
 
 app = typer.Typer(
     name="liferaft",
@@ -14,6 +14,9 @@ app = typer.Typer(
 )
 app.add_typer(sim.app, name="sim")
 app.command("serve")(serve.serve)
+protect.register(app)
+app.command("recovery")(recovery.recovery)
+app.command("demo")(demo.demo)
 app.command("agent")(agent.agent)
 
 

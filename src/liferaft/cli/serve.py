@@ -99,6 +99,12 @@ async def run(settings: Settings) -> None:
     )
     services = Services(clock=clock, cloud=cloud, store=store, leadership=lead)
     app = create_app(settings, services)
+    # Protection and recovery: their workflows and their loop (docs/protection.md).
+    from liferaft.clouds import Cloud, clouds_for
+    from liferaft.recovery.runtime import DrRuntime
+
+    clouds: dict[str, Cloud] = {**clouds_for(settings.peers), settings.site.name: cloud}
+    app.state.dr = DrRuntime(settings, store=store, clock=clock, clouds=clouds, leadership=lead)
     sock = _bind(settings.api.host, settings.api.port)
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
@@ -109,6 +115,7 @@ async def run(settings: Settings) -> None:
         loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     leading = asyncio.create_task(keep_leadership(lead))
+    dr_loop = asyncio.create_task(app.state.dr.run())
     try:
         while not server.started:
             if serving.done():
@@ -120,6 +127,9 @@ async def run(settings: Settings) -> None:
         print(f"liferaft ready api={url} site={settings.site.name}", flush=True)
         await serving
     finally:
+        dr_loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await dr_loop
         leading.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await leading

@@ -1,0 +1,106 @@
+"""Recovery routes: start a disaster recovery of a failed site, follow its runs.
+
+=======  ==============================  ==========================================
+POST     /v1/recovery                    ``{"datacenter", "declare_down"}``: start
+GET      /v1/recovery/plan/{site}        the checkpoints a recovery of ``site`` would use
+GET      /v1/recovery/runs               every run
+GET      /v1/recovery/runs/{id}          one run: state, progress, timeline, report
+=======  ==============================  ==========================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from liferaft.api.auth import require_token
+from liferaft.api.routers.protection import blocking, call, runtime
+from liferaft.recovery.runtime import DrRuntime
+
+router = APIRouter(prefix="/v1", tags=["recovery"], dependencies=[Depends(require_token)])
+
+
+class RecoveryIn(BaseModel):
+    datacenter: str = Field(min_length=1, description="The failed (protected) site.")
+    declare_down: str | None = Field(
+        default=None,
+        description="The operator's declaration that this site is down: must name `datacenter`.",
+    )
+
+
+def run_view(dr: DrRuntime, run_id: str) -> dict[str, Any]:
+    run = dr.catalog.get_run(run_id)
+    wf = dr.store.get_workflow(run["workflow_id"])
+    steps = dr.store.get_steps(wf.id)
+    started: dict[str, float] = {}
+    timeline = []
+    for e in dr.store.events(workflow_id=wf.id, limit=10000):
+        if e.subject != "step" or e.step is None:
+            continue
+        if e.to_state == "running" and e.step not in started:
+            started[e.step] = e.at
+        if e.to_state in ("done", "failed"):
+            timeline.append(
+                {
+                    "step": e.step,
+                    "state": e.to_state,
+                    "start_s": started.get(e.step, e.at) - run["requested_at"],
+                    "end_s": e.at - run["requested_at"],
+                }
+            )
+    report = next((s.result for s in steps if s.name == "report" and s.state == "done"), None)
+    return {
+        **run,
+        "state": wf.state,
+        "error": wf.error,
+        "steps_total": len(steps),
+        "steps_done": sum(1 for s in steps if s.state == "done"),
+        "failed_steps": {s.name: s.error for s in steps if s.state in ("failed", "blocked")},
+        "timeline": timeline,
+        "report": report,
+        "refused_manifests": wf.params.get("refused", []),
+    }
+
+
+@router.post("/recovery", status_code=202, summary="Recover a failed datacenter here")
+async def start(body: RecoveryIn, request: Request) -> dict[str, Any]:
+    dr = runtime(request)
+    run = await call(
+        lambda: dr.recovery.start_disaster(
+            body.datacenter, declare_down=body.declare_down, submit=dr.submit
+        )
+    )
+    return await blocking(lambda: run_view(dr, run["id"]))
+
+
+@router.get("/recovery/plan/{site}", summary="What a recovery of a site would use")
+async def plan(site: str, request: Request) -> dict[str, Any]:
+    dr = runtime(request)
+    found = await call(lambda: dr.recovery.plan(site))
+    return {
+        "groups": [
+            {
+                "group": g["manifest"]["group"]["name"],
+                "checkpoint_id": g["manifest"]["checkpoint_id"],
+                "captured_at": g["manifest"]["captured_at"],
+                "servers": len(g["manifest"]["servers"]),
+                "volumes": len(g["manifest"]["volumes"]),
+            }
+            for g in found.groups
+        ],
+        "refused": found.refused,
+    }
+
+
+@router.get("/recovery/runs", summary="Recovery runs")
+async def runs(request: Request) -> dict[str, Any]:
+    dr = runtime(request)
+    return {"runs": await blocking(dr.catalog.list_runs)}
+
+
+@router.get("/recovery/runs/{run_id}", summary="One recovery run")
+async def show(run_id: str, request: Request) -> dict[str, Any]:
+    dr = runtime(request)
+    return await blocking(lambda: run_view(dr, run_id))

@@ -1,0 +1,79 @@
+"""Retention: which checkpoints of a group to prune, and the step that prunes them.
+
+Rules (:func:`to_prune`, a pure function):
+
+* the newest complete checkpoint is never pruned;
+* the newest ``retention_count`` complete checkpoints younger than
+  ``retention_age_seconds`` are kept;
+* an incremental chain is never broken: a kept checkpoint keeps every older
+  checkpoint of its chain (the backups it is incremental on).
+
+Pruning deletes a checkpoint's backups at the protected site (newest first,
+so no backup with dependents is deleted before them) and its manifest at the
+recovery site, then marks it ``pruned``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from liferaft.clouds.port import ResourceNotFound
+from liferaft.engine.executor import StepContext
+from liferaft.errors import RetryLater
+
+from .model import Checkpoint, Policy
+
+
+def to_prune(checkpoints: list[Checkpoint], policy: Policy, now: float) -> list[Checkpoint]:
+    """The complete checkpoints to prune, newest first."""
+    complete = sorted(
+        (c for c in checkpoints if c.state == "complete"),
+        key=lambda c: (c.captured_at or c.requested_at, c.id),
+    )
+    if not complete:
+        return []
+    kept = {complete[-1].id}
+    for c in complete[::-1][: policy.retention_count]:
+        if now - (c.captured_at or c.requested_at) <= policy.retention_age_seconds:
+            kept.add(c.id)
+    for c in complete:
+        if c.id in kept:
+            continue
+        t = c.captured_at or c.requested_at
+        for k in complete:
+            if k.id in kept and k.chain_id == c.chain_id and (k.captured_at or k.requested_at) >= t:
+                kept.add(c.id)
+                break
+    return [c for c in reversed(complete) if c.id not in kept]
+
+
+async def retention_step(deps: Any, ctx: StepContext) -> list[str]:
+    p = ctx.params
+    catalog = deps.catalog
+    policy = catalog.get_policy(p["policy"])
+    cps = catalog.list_checkpoints(group_id=p["group_id"])
+    pruned: list[str] = []
+    site = deps.cloud(p["site"])
+    for cp in to_prune(cps, policy, deps.clock.now()):
+        for vol in cp.volumes.values():
+            await site.delete_backup(vol["backup_id"])
+            await _gone(deps, site, vol["backup_id"])
+        if cp.manifest:
+            target = deps.cloud(cp.manifest["site"])
+            await target.delete_object(cp.manifest["container"], cp.manifest["object"])
+        catalog.update_checkpoint(cp.id, state="pruned")
+        pruned.append(cp.id)
+    return pruned
+
+
+async def _gone(deps: Any, cloud: Any, backup_id: str) -> None:
+    """Wait until a deleted backup is gone (its parent cannot go before it)."""
+    start = deps.clock.now()
+    while True:
+        try:
+            await cloud.get_backup(backup_id)
+        except ResourceNotFound:
+            return
+        if deps.clock.now() - start > deps.timeout:
+            raise RetryLater(f"backup {backup_id} is still being deleted")
+        await deps.clock.sleep(deps.poll)

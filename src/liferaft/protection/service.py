@@ -1,0 +1,161 @@
+"""The protection service: protect servers and volumes, group them, schedule checkpoints.
+
+Validation happens here, at the edge, against the protected site's cloud:
+an unknown server or volume is :class:`~.model.Unknown`, a resource
+protected twice is :class:`~.model.Conflict`, a malformed policy is
+:class:`~.model.Invalid`.
+
+Until the DR-Logic loop is wired, :meth:`ProtectionService.schedule` checkpoints
+each group every ``interval_seconds`` of its policy, on the injected clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from liferaft.clouds.port import ResourceNotFound
+from liferaft.engine.states import WORKFLOW_TERMINAL, WorkflowState
+from liferaft.errors import GiveUp, NotFound
+from liferaft.store import Store
+
+from .checkpoint import KIND, ProtectionDeps
+from .model import DEFAULT_POLICY, Checkpoint, Group, Member, Unknown
+
+log = logging.getLogger(__name__)
+
+Submit = Callable[[str, dict[str, Any], str], Any]
+
+
+class ProtectionService:
+    def __init__(self, deps: ProtectionDeps, store: Store, *, recovery_site: str) -> None:
+        self.deps = deps
+        self.store = store
+        self.catalog = deps.catalog
+        self.site = deps.site
+        self.recovery_site = recovery_site
+
+    @property
+    def clock(self) -> Any:
+        return self.deps.clock
+
+    # -- protecting ----------------------------------------------------------------
+    async def _member(self, kind: str, ref: str, *, tier: int = 0, rank: int = 0) -> Member:
+        cloud = self.deps.cloud(self.site)
+        try:
+            if kind == "server":
+                s = await cloud.get_server(ref)
+                return Member(self.site, "server", s.id, s.name, "", quiesce_rank=rank, tier=tier)
+            v = await cloud.get_volume(ref)
+            return Member(self.site, "volume", v.id, v.name, "")
+        except ResourceNotFound:
+            raise Unknown(f"no {kind} {ref!r} at site {self.site}") from None
+
+    def create_group(self, name: str, *, policy: str = DEFAULT_POLICY) -> Group:
+        return self.catalog.create_group(
+            name,
+            site=self.site,
+            recovery_site=self.recovery_site,
+            policy=policy,
+            now=self.clock.now(),
+        )
+
+    async def add(self, group: str, kind: str, ref: str, *, tier: int = 0, rank: int = 0) -> Group:
+        g = self.catalog.get_group(group)
+        m = await self._member(kind, ref, tier=tier, rank=rank)
+        return self.catalog.add_member(g, m, now=self.clock.now())
+
+    async def protect(self, kind: str, ref: str, *, policy: str = DEFAULT_POLICY) -> Group:
+        """ORBIT's protect_vm / protect_volume: the resource in a group of its own."""
+        m = await self._member(kind, ref)
+        if self.catalog.find_member(self.site, kind, m.cloud_id) is not None:
+            raise_conflict = self.catalog.add_member  # reports the owning group
+            g0 = self.catalog.find_group(f"{kind}-{m.cloud_id}")
+            if g0 is not None:
+                raise_conflict(g0, m, now=self.clock.now())
+        g = self.create_group(f"{kind}-{m.cloud_id}", policy=policy)
+        try:
+            return self.catalog.add_member(g, m, now=self.clock.now())
+        except GiveUp:
+            self.catalog.forget_group(g.id)
+            raise
+
+    # -- checkpoints ---------------------------------------------------------------
+    def checkpoint_params(self, g: Group, checkpoint_id: str) -> dict[str, Any]:
+        policy = self.catalog.get_policy(g.policy)
+        done = self.catalog.list_checkpoints(group_id=g.id, states=("complete",))
+        parent = done[-1] if done else None
+        vols = sorted(m.cloud_id for m in g.volumes)
+        chain_len = len([c for c in done if parent and c.chain_id == parent.chain_id])
+        if parent is not None and (
+            sorted(parent.volumes) != vols or chain_len >= policy.chain_length
+        ):
+            parent = None
+        return {
+            "checkpoint_id": checkpoint_id,
+            "group_id": g.id,
+            "group_name": g.name,
+            "site": g.site,
+            "recovery_site": g.recovery_site,
+            "policy": g.policy,
+            "consistency": policy.consistency,
+            "servers": [
+                {"id": m.cloud_id, "name": m.name, "rank": m.quiesce_rank, "tier": m.tier}
+                for m in sorted(g.servers, key=lambda m: m.quiesce_rank)
+            ],
+            "volumes": [{"id": v} for v in vols],
+            "parent_id": parent.id if parent else None,
+            "chain_id": parent.chain_id if parent else checkpoint_id,
+        }
+
+    def start_checkpoint(self, g: Group, submit: Submit) -> Checkpoint:
+        cid = uuid.uuid4().hex
+        params = self.checkpoint_params(g, cid)
+        cp = self.catalog.create_checkpoint(
+            Checkpoint(
+                id=cid,
+                group_id=g.id,
+                state="pending",
+                requested_at=self.clock.now(),
+                workflow_id=cid,
+                chain_id=params["chain_id"],
+                parent_id=params["parent_id"],
+            )
+        )
+        submit(KIND, params, cid)
+        return cp
+
+    def _settle_pending(self, g: Group) -> bool:
+        """Mark checkpoints whose workflow ended without completing as failed; True if one is running."""
+        running = False
+        for cp in self.catalog.list_checkpoints(group_id=g.id, states=("pending",)):
+            try:
+                wf = self.store.get_workflow(cp.workflow_id)
+            except NotFound:
+                self.catalog.update_checkpoint(cp.id, state="failed", error="never submitted")
+                continue
+            if wf.state in WORKFLOW_TERMINAL or wf.state == WorkflowState.PAUSED:
+                if wf.state != WorkflowState.PAUSED:
+                    self.catalog.update_checkpoint(
+                        cp.id, state="failed", error=wf.error or f"workflow {wf.state}"
+                    )
+                else:
+                    running = True
+            else:
+                running = True
+        return running
+
+    def schedule(self, submit: Submit) -> list[Checkpoint]:
+        """Start a checkpoint of every group of this site that is due (one at a time per group)."""
+        started = []
+        now = self.clock.now()
+        for g in self.catalog.list_groups(site=self.site):
+            if not g.volumes or self._settle_pending(g):
+                continue
+            policy = self.catalog.get_policy(g.policy)
+            last = self.catalog.latest_checkpoint(g.id)
+            if last is None or now - last.requested_at >= policy.interval_seconds:
+                started.append(self.start_checkpoint(g, submit))
+        return started

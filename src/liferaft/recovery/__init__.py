@@ -1,0 +1,1 @@
+"""Recovery: rebuild protected groups at the recovery site from their checkpoints' manifests."""

@@ -1,0 +1,77 @@
+"""The Verifier port: is a recovered server really working?
+
+Drivers register in the ``liferaft.verifiers`` entry-point group:
+
+* ``tcp`` -- a real site: the server answers a TCP connection on a port
+  (``protection.verify_port``) at its first fixed address;
+* ``simulator`` -- the demo and tests: the simulated guest's own health
+  probe, asked at the simulator's control API
+  (``GET /control/health/{site}/{server}``).  This is the only place the
+  controller reads the control API, and only to ask what a probe inside
+  the guest would see; it never acts on the simulated world.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+
+from liferaft.clouds.model import Server
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    detail: str
+
+
+class Verifier(Protocol):
+    capabilities: frozenset[str]
+
+    async def check(self, site: str, server: Server) -> Verdict: ...
+
+
+class TcpVerifier:
+    capabilities = frozenset({"verify"})
+
+    def __init__(self, *, port: int = 22, timeout: float = 3.0, **_: object) -> None:
+        self.port = port
+        self.timeout = timeout
+
+    async def check(self, site: str, server: Server) -> Verdict:
+        fixed = [a.ip for a in server.addresses if a.kind in (None, "fixed")]
+        if not fixed:
+            return Verdict(False, f"server {server.id} has no fixed address")
+        try:
+            _r, w = await asyncio.wait_for(
+                asyncio.open_connection(fixed[0], self.port), self.timeout
+            )
+        except (OSError, TimeoutError) as err:
+            return Verdict(False, f"{fixed[0]}:{self.port}: {err}")
+        w.close()
+        return Verdict(True, f"{fixed[0]}:{self.port} answers")
+
+
+class SimulatorVerifier:
+    capabilities = frozenset({"verify"})
+
+    def __init__(self, *, url: str | None = None, timeout: float = 10.0, **_: object) -> None:
+        if not url:
+            raise ValueError("the simulator verifier needs protection.verifier_url")
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    async def check(self, site: str, server: Server) -> Verdict:
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                r = await client.get(f"{self.url}/control/health/{site}/{server.id}")
+        except httpx.HTTPError as err:
+            return Verdict(False, f"health probe unreachable: {err}")
+        if r.status_code != 200:
+            return Verdict(False, f"health probe answered {r.status_code}: {r.text[:200]}")
+        h = r.json()
+        ok = bool(h.get("booted")) and bool(h.get("application_answering"))
+        return Verdict(ok, "healthy" if ok else str(h.get("reason")))
