@@ -348,7 +348,9 @@ def run_demo(state_dir: Path, say: Say, *, keep: bool) -> dict[str, Any]:
                 pids=[c.pid for c in w.controllers.values() if c.proc.poll() is None]
                 + ([w.sim.pid] if w.sim else []),
             )
-        return out
-    finally:
-        if not keep:
-            w.stop()
+    except BaseException:
+        w.stop()  # a failed demo leaves nothing running, --keep or not
+        raise
+    if not keep:
+        w.stop()
+    return out
