@@ -37,6 +37,22 @@ class Clock(Protocol):
         ...
 
 
+async def sleep_until(clock: Clock, when: float) -> None:
+    """Wait until ``clock.now() >= when``.
+
+    A deadline, not a duration: a clock read over the network (the
+    simulator's) may move between the caller reading it and the sleep
+    starting, and ``sleep(when - now)`` would then overshoot by however far
+    it moved -- in a stepped world, forever.  Uses the clock's own
+    ``sleep_until`` when it has one.
+    """
+    own = getattr(clock, "sleep_until", None)
+    if own is not None:
+        await own(when)
+        return
+    await clock.sleep(max(0.0, when - clock.now()))
+
+
 class RealClock:
     """Wall-clock time; sleeping yields to the event loop."""
 

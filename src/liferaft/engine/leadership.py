@@ -21,7 +21,7 @@ import os
 import socket
 import uuid
 
-from liferaft.engine.clock import Clock
+from liferaft.engine.clock import Clock, sleep_until
 from liferaft.errors import NotLeader
 from liferaft.store import Fence, Lease, Store
 
@@ -121,14 +121,20 @@ class Leadership:
     async def campaign(self, *, every: float | None = None) -> Lease:
         """Wait until this process leads the role; returns the lease."""
         every = every if every is not None else self.renew_every
-        while not self.try_acquire():
-            await self.clock.sleep(every)
+        while True:
+            attempt_at = self.clock.now()
+            if self.try_acquire():
+                break
+            await sleep_until(self.clock, attempt_at + every)
         assert self.lease is not None
         return self.lease
 
     async def keep(self) -> None:
         """Renew the lease forever; raises :class:`NotLeader` the moment it is lost."""
         while True:
-            await self.clock.sleep(self.renew_every)
+            if self.lease is None:
+                raise NotLeader(f"{self.holder!r} lost the leadership of {self.role!r}")
+            # Renew `renew_every` after the last renewal (a deadline, see sleep_until).
+            await sleep_until(self.clock, self.lease.expires_at - self.ttl + self.renew_every)
             if not self.renew():
                 raise NotLeader(f"{self.holder!r} lost the leadership of {self.role!r}")

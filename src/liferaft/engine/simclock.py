@@ -71,6 +71,8 @@ class SimulatorClock:
         self._client = httpx.Client(timeout=timeout)
         self._last: SimTime | None = None
         self._read_at = 0.0  # time.monotonic() of the last reading
+        self._aclient: httpx.AsyncClient | None = None
+        self._aloop: asyncio.AbstractEventLoop | None = None
 
     # -- reading ---------------------------------------------------------------
     def read(self) -> SimTime:
@@ -86,13 +88,21 @@ class SimulatorClock:
     async def aread(self) -> SimTime:
         """:meth:`read` without blocking the event loop."""
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
-                r = await client.get(self.url)
+            r = await self._async_client().get(self.url)
         except httpx.HTTPError as err:
             raise RetryLater(f"cannot read the simulator clock at {self.url}: {err}") from None
         if r.status_code != 200:
             raise RetryLater(f"simulator clock at {self.url} answered HTTP {r.status_code}")
         return self._remember(_parse(r.json(), self.url))
+
+    def _async_client(self) -> httpx.AsyncClient:
+        # One client per event loop: making one per reading costs an SSL context
+        # each time, which an idle controller polling a stepped clock pays often.
+        loop = asyncio.get_running_loop()
+        if self._aclient is None or self._aloop is not loop:
+            self._aclient = httpx.AsyncClient(timeout=self.timeout)
+            self._aloop = loop
+        return self._aclient
 
     def _remember(self, t: SimTime) -> SimTime:
         self._last = t
@@ -115,7 +125,13 @@ class SimulatorClock:
 
     async def sleep(self, seconds: float) -> None:
         start = await self.aread()
-        target = start.now + max(0.0, seconds)
+        await self._wait_for(start.now + max(0.0, seconds), start)
+
+    async def sleep_until(self, when: float) -> None:
+        """Wait until the simulator's clock reads ``when`` or later."""
+        await self._wait_for(when, await self.aread())
+
+    async def _wait_for(self, target: float, start: SimTime) -> None:
         current = start
         while current.now < target:
             if current.mode == "stepped":

@@ -135,3 +135,27 @@ def test_pause_hook_stops_the_process_at_the_point_and_it_runs_on_after_sigcont(
             proc.wait()
     assert proc.returncode == 0
     assert out.splitlines() == ["passed 0", "passed 1", "passed 2"]
+
+
+def test_sleep_until_is_a_deadline_not_a_duration() -> None:
+    from liferaft.engine.clock import sleep_until
+
+    async def scenario() -> list[float]:
+        clock = ManualClock(T0)
+        woke: list[float] = []
+
+        async def sleeper() -> None:
+            await sleep_until(clock, T0 + 10)
+            woke.append(clock.now())
+
+        task = asyncio.create_task(sleeper())
+        await asyncio.sleep(0)
+        clock.advance(4)
+        await asyncio.sleep(0)
+        assert woke == []
+        clock.advance(6)
+        await task
+        await sleep_until(clock, T0)  # already passed: returns at once
+        return woke
+
+    assert asyncio.run(scenario()) == [T0 + 10]
