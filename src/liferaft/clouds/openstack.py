@@ -450,7 +450,9 @@ class OpenStackCloud:
     ) -> list[Server]:
         query: dict[str, Any] = {"all_projects": all_projects}
         if host is not None:
-            query["host"] = host  # admin filter (every release)
+            # The admin filter ``?host=`` (every release); openstacksdk calls it compute_host
+            # and drops an unknown ``host`` argument without a word.
+            query["compute_host"] = host
 
         def call(c: openstack.connection.Connection) -> list[Server]:
             return [_server(s) for s in c.compute.servers(details=True, **query)]

@@ -1,0 +1,251 @@
+"""Drive an HA controller against a stepped simulator, on the simulator's clock (tests, bench).
+
+The controller runs in this process with :class:`SteppedClock`: every
+``sleep`` registers a wake-up time, and :meth:`SimDrive.run_until` moves the
+simulator's clock (``POST /control/clock/advance``) straight to the next
+wake-up once the controller is idle (no cloud or BMC call in flight), so
+the simulated time a recovery takes is what the controller's logic costs,
+not what this machine's speed costs.  It reads the simulator only through
+its HTTP APIs: the OpenStack APIs (through the real adapter), the BMCs
+(sushy / pyghmi) and the control API (clock, BMC list).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from liferaft.clouds import Cloud, OpenStackCloud
+from liferaft.config.model import HaSettings
+from liferaft.engine.executor import Executor
+from liferaft.engine.hooks import KillHooks
+from liferaft.engine.leadership import Leadership
+from liferaft.store import Store, Workflow, sqlite_url
+
+from .notifiers import Notifier
+from .service import HaService
+
+
+class _CountingPool(ThreadPoolExecutor):
+    """The loop's default executor, counting calls in flight (``asyncio.to_thread``)."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=32, thread_name_prefix="ha-io")
+        self.pending = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        self.pending += 1
+        fut = super().submit(fn, *args, **kwargs)
+
+        def done(_f: Any) -> None:
+            self.pending -= 1
+
+        fut.add_done_callback(done)
+        return fut
+
+
+class SteppedClock:
+    """A Clock whose time is the simulator's, moved only by :meth:`SimDrive.advance_to`."""
+
+    def __init__(self, now: float) -> None:
+        self._now = now
+        self._seq = itertools.count()
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+
+    def now(self) -> float:
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self._now + max(0.0, seconds), next(self._seq), fut))
+        await fut
+
+    def next_wake(self) -> float | None:
+        while self._sleepers and self._sleepers[0][2].done():
+            heapq.heappop(self._sleepers)  # cancelled
+        return self._sleepers[0][0] if self._sleepers else None
+
+    def _set(self, now: float) -> None:
+        self._now = now
+        while self._sleepers and self._sleepers[0][0] <= now:
+            _, _, fut = heapq.heappop(self._sleepers)
+            if not fut.done():
+                fut.set_result(None)
+
+
+def settings_for(
+    control_url: str, site: str, *, hosts: list[str] | None = None, **overrides: Any
+) -> HaSettings:
+    """HA settings for a simulated site: one segment of its hosts, Redfish fencing from its BMC list."""
+    bmcs = httpx.get(control_url.rstrip("/") + "/control/bmcs", timeout=30).json()["bmcs"]
+    mine = {b["host"]: b for b in bmcs.values() if b["site"] == site}
+    names = hosts if hosts is not None else sorted(mine)
+    segment: dict[str, Any] = {"name": f"{site}-all", "hosts": names}
+    segment.update(overrides.pop("segment", {}))
+    fencing = overrides.pop("fencing", None)
+    data: dict[str, Any] = {
+        "enabled": True,
+        "segments": [segment],
+        "hosts": [
+            {
+                "name": h,
+                "fencers": fencing(h, mine[h])
+                if fencing is not None
+                else [
+                    {
+                        "driver": "redfish",
+                        "address": mine[h]["redfish"]["url"],
+                        "system_id": mine[h]["redfish"]["system_id"],
+                        "username": mine[h]["username"],
+                        "password": mine[h]["password"],
+                        "verify_tls": False,
+                    }
+                ],
+            }
+            for h in segment["hosts"]
+        ],
+        "poll_interval": 5.0,
+        "recheck_delay": 5.0,
+        "notifier": "none",
+    }
+    data.update(overrides)
+    return HaSettings.model_validate(data)
+
+
+class SimDrive:
+    """One HA controller in this process against a stepped simulator."""
+
+    def __init__(
+        self,
+        *,
+        control_url: str,
+        clouds_yaml: str,
+        state_dir: Path,
+        settings: HaSettings,
+        site: str = "east",
+        notifier: Notifier | None = None,
+        holder: str = "ha-test",
+        hooks: KillHooks | None = None,
+    ) -> None:
+        self.control_url = control_url.rstrip("/")
+        self.http = httpx.AsyncClient(base_url=self.control_url, timeout=60)
+        now = float(httpx.get(self.control_url + "/control/clock", timeout=30).json()["now"])
+        self.clock = SteppedClock(now)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(sqlite_url(state_dir))
+        self.cloud = OpenStackCloud(site, clouds_yaml=clouds_yaml)
+        clouds: dict[str, Cloud] = {site: self.cloud}
+        self.leadership = Leadership(
+            self.store, "controller", clock=self.clock, holder=holder, ttl=1e6
+        )
+        self.executor = Executor(
+            self.store, clock=self.clock, leadership=self.leadership, hooks=hooks
+        )
+        self.service = HaService(
+            settings,
+            site=site,
+            store=self.store,
+            clock=self.clock,
+            clouds=clouds,
+            leadership=self.leadership,
+            executor=self.executor,
+            notifier=notifier,
+        )
+        self.pool = _CountingPool()
+        self._next_tick = now
+        self.ticks = 0
+
+    async def __aenter__(self) -> SimDrive:
+        asyncio.get_running_loop().set_default_executor(self.pool)
+        if not self.leadership.try_acquire():
+            raise RuntimeError("the test controller could not take the leadership")
+        await self.service.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.service.stop()
+        await self.http.aclose()
+        self.cloud.close()
+        self.store.close()
+
+    # -- the simulator's control API --------------------------------------------------
+    async def control(self, method: str, path: str, body: Any = None) -> Any:
+        r = await self.http.request(method, path, json=body)
+        if r.status_code >= 400:
+            raise RuntimeError(f"control {method} {path}: {r.status_code} {r.text}")
+        return r.json()
+
+    async def fault(self, kind: str, host: str, site: str = "east", **extra: Any) -> Any:
+        return await self.control(
+            "POST", "/control/faults", {"kind": kind, "target": f"{site}/{host}", **extra}
+        )
+
+    async def heal(self, kind: str, host: str, site: str = "east") -> Any:
+        return await self.control(
+            "POST", "/control/heal", {"kind": kind, "target": f"{site}/{host}"}
+        )
+
+    async def advance_to(self, t: float) -> None:
+        if t > self.clock.now():
+            res = await self.control(
+                "POST", "/control/clock/advance", {"seconds": t - self.clock.now()}
+            )
+            self.clock._set(float(res.get("now", t)))
+
+    async def idle(self) -> None:
+        """Wait (real time) until nothing the controller started is still running."""
+        quiet = 0
+        while quiet < 3:
+            await asyncio.sleep(0.002)
+            quiet = quiet + 1 if self.pool.pending == 0 else 0
+
+    # -- driving ------------------------------------------------------------------------
+    async def run_until(
+        self,
+        done: Callable[[], bool | Awaitable[bool]],
+        *,
+        max_seconds: float = 3600.0,
+        max_step: float = 5.0,
+    ) -> float:
+        """Tick the HA service and move the clock until ``done()``; returns the simulated time."""
+        deadline = self.clock.now() + max_seconds
+        while True:
+            await self.idle()
+            res = done()
+            if res if isinstance(res, bool) else await res:
+                return self.clock.now()
+            now = self.clock.now()
+            if now >= self._next_tick:
+                self._next_tick = now + self.service.settings.poll_interval
+                self.ticks += 1
+                await self.service.tick()
+                await self.idle()
+                continue
+            if now >= deadline:
+                raise TimeoutError(f"not done after {max_seconds:g} simulated seconds")
+            wake = self.clock.next_wake()
+            target = min(
+                x for x in (wake, self._next_tick, now + max_step, deadline) if x is not None
+            )
+            await self.advance_to(max(target, now + 0.001))
+
+    def workflow(self, host: str) -> Workflow | None:
+        from liferaft.store import ha as hastore
+
+        row = hastore.get_host(self.store, self.service.site, host)
+        if row is None or row.workflow_id is None:
+            return None
+        return self.store.get_workflow(row.workflow_id)
+
+    def host_state(self, host: str) -> str | None:
+        from liferaft.store import ha as hastore
+
+        row = hastore.get_host(self.store, self.service.site, host)
+        return None if row is None else row.state
