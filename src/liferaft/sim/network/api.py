@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 from ..http import ApiError, json_response
 from ..identity import Ctx
 from ..service import endpoint, public
-from . import api_core, api_l3, api_security, errors
+from . import api_core, api_l3, api_security, api_tags, errors
 from . import validate as v
 from .facade import PREFIX, body, list_response, one
 
@@ -44,6 +44,11 @@ EXTENSIONS = [
         "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway.",
     ),
     ("security-group", "security-group", "The security groups extension."),
+    (
+        "standard-attr-tag",
+        "Tag support",
+        "Enables to set tag on resources with standard attribute.",
+    ),
     (
         "standard-attr-description",
         "standard-attr-description",
@@ -174,6 +179,7 @@ def routes(site: Site) -> list[BaseRoute]:
         *api_core.routes(site),
         *api_l3.routes(site),
         *api_security.routes(site),
+        *api_tags.routes(site),
         Route(
             f"{PREFIX}/{{rest:path}}",
             unknown,
