@@ -29,7 +29,9 @@ class HostSpec(_Strict):
     disk_gb: int = Field(4000, ge=1, description="Local disk in GiB.")
     max_builds: int = Field(20, ge=1, description="Concurrent server builds the host accepts.")
     reserved: bool = Field(False, description="A reserved host held for host-HA recovery.")
-    bmc_username: str | None = Field(None, description="This host's BMC user (default: bmc_username).")
+    bmc_username: str | None = Field(
+        None, description="This host's BMC user (default: bmc_username)."
+    )
     bmc_password: str | None = Field(
         None, description="This host's BMC password (default: bmc_password, else a random one)."
     )
