@@ -133,6 +133,7 @@ class SimDrive:
         notifier: Notifier | None = None,
         holder: str = "ha-test",
         hooks: KillHooks | None = None,
+        ttl: float = 1e6,
     ) -> None:
         self.control_url = control_url.rstrip("/")
         self.http = httpx.AsyncClient(base_url=self.control_url, timeout=60)
@@ -143,7 +144,7 @@ class SimDrive:
         self.cloud = OpenStackCloud(site, clouds_yaml=clouds_yaml)
         clouds: dict[str, Cloud] = {site: self.cloud}
         self.leadership = Leadership(
-            self.store, "controller", clock=self.clock, holder=holder, ttl=1e6
+            self.store, "controller", clock=self.clock, holder=holder, ttl=ttl
         )
         self.executor = Executor(
             self.store, clock=self.clock, leadership=self.leadership, hooks=hooks
@@ -218,6 +219,8 @@ class SimDrive:
         deadline = self.clock.now() + max_seconds
         while True:
             await self.idle()
+            if not self.leadership.renew():
+                raise RuntimeError("the test controller lost its lease")
             res = done()
             if res if isinstance(res, bool) else await res:
                 return self.clock.now()
@@ -249,3 +252,49 @@ class SimDrive:
 
         row = hastore.get_host(self.store, self.service.site, host)
         return None if row is None else row.state
+
+
+# -- a controller process for crash tests -------------------------------------------------------
+async def _amain(args: Any) -> int:
+    import json
+
+    cfg = settings_for(args.control_url, args.site, **json.loads(args.settings))
+    async with SimDrive(
+        control_url=args.control_url,
+        clouds_yaml=args.clouds_yaml,
+        state_dir=Path(args.state_dir),
+        settings=cfg,
+        site=args.site,
+        holder=args.holder,
+        hooks=KillHooks.from_env(),
+        ttl=args.ttl,
+    ) as d:
+        # A new incarnation takes over at once (the dead one's lease is forgotten).
+        await d.run_until(
+            lambda: d.host_state(args.host) == args.until, max_seconds=args.max_seconds
+        )
+        wf = d.workflow(args.host)
+        print(json.dumps({"state": wf.state if wf else None, "now": d.clock.now()}), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m liferaft.ha.simdrive``: drive one host's recovery (kill hooks from the env)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m liferaft.ha.simdrive")
+    ap.add_argument("--control-url", required=True)
+    ap.add_argument("--clouds-yaml", required=True)
+    ap.add_argument("--state-dir", required=True)
+    ap.add_argument("--site", default="east")
+    ap.add_argument("--host", required=True)
+    ap.add_argument("--until", default="recovered")
+    ap.add_argument("--holder", default="ha-proc")
+    ap.add_argument("--settings", default="{}", help="HA settings overrides (JSON)")
+    ap.add_argument("--max-seconds", type=float, default=3600.0)
+    ap.add_argument("--ttl", type=float, default=30.0)
+    return asyncio.run(_amain(ap.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
