@@ -7,6 +7,8 @@ compute service list, the network agents, the hosts' UDP heartbeats, the BMC
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 
 import httpx
@@ -240,3 +242,19 @@ def test_topology_sets_bmc_credentials_and_heartbeat_interval(
     coll = httpx.get(url + "/redfish/v1/Systems", auth=("root", "calvin-secret")).json()
     assert [m["@odata.id"] for m in coll["Members"]] == ["/redfish/v1/Systems/e2"]
     assert sim.control("GET", "/control/heartbeat")["interval"] == 2
+
+
+def test_host_faults_through_the_cli(sim: SimProcess) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "liferaft", "sim", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=sim.cli_env(), timeout=60)
+
+    host = "east/east-compute-1"
+    r = cli("fault", "host-flapping", host, "period=60", "isolated_for=20")
+    assert r.returncode == 0 and f"injected host-flapping on {host}" in r.stdout, r.stderr
+    (listed,) = sim.control("GET", "/control/faults")["faults"]
+    assert (listed["period"], listed["isolated_for"]) == (60, 20)
+    r = cli("heal", host)
+    assert r.returncode == 0 and f"healed host-flapping on {host}" in r.stdout
+    r = cli("heal", "east/nope")
+    assert r.returncode == 2 and "unknown host 'nope'" in r.stderr

@@ -152,12 +152,21 @@ def _parse_extra(pairs: list[str]) -> dict[str, Any]:
 @app.command()
 def fault(
     kind: Annotated[
-        str, typer.Argument(help="site-down, api-latency, api-errors, link-down, link-degraded")
+        str,
+        typer.Argument(
+            help="site-down, api-latency, api-errors, link-down, link-degraded; host faults: "
+            "host-power-loss, host-mgmt-isolation, host-storage-loss, host-flapping, "
+            "compute-hung, bmc-garbage"
+        ),
     ],
-    target: Annotated[str, typer.Argument(help="A site name, or a link as SITE-SITE.")],
+    target: Annotated[
+        str, typer.Argument(help="A site name, a link as SITE-SITE, or a host as SITE/HOST.")
+    ],
     param: Annotated[
         list[str] | None,
-        typer.Argument(help="Extra KEY=VALUE fields, e.g. seconds=2, rate=0.5, bandwidth_mbps=10."),
+        typer.Argument(
+            help="Extra KEY=VALUE fields, e.g. seconds=2, rate=0.5, bandwidth_mbps=10, period=60."
+        ),
     ] = None,
     state_dir: StateDir = DEFAULT_STATE,
     as_json: JsonOpt = False,
@@ -174,7 +183,7 @@ def fault(
 @app.command()
 def heal(
     target: Annotated[
-        str | None, typer.Argument(help="Site or link to heal (default: everything).")
+        str | None, typer.Argument(help="Site, link or SITE/HOST to heal (default: everything).")
     ] = None,
     kind: Annotated[str | None, typer.Option("--kind", help="Only this kind of fault.")] = None,
     state_dir: StateDir = DEFAULT_STATE,
