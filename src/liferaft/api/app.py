@@ -13,7 +13,7 @@ from liferaft.config import Settings
 
 from . import errors
 from .auth import TokenValidator
-from .routers import events, health, info, metrics, protection, recovery
+from .routers import events, ha, health, info, metrics, protection, recovery
 from .services import Services
 
 
@@ -72,4 +72,5 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
     app.include_router(events.router)
     app.include_router(protection.router)
     app.include_router(recovery.router)
+    app.include_router(ha.router)
     return app

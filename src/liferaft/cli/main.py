@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import agent, demo, protect, recovery, serve, sim
+from . import agent, demo, ha, protect, recovery, serve, sim
 
 app = typer.Typer(
     name="liferaft",
@@ -13,6 +13,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(sim.app, name="sim")
+app.add_typer(ha.app, name="ha")
 app.command("serve")(serve.serve)
 protect.register(app)
 app.command("recovery")(recovery.recovery)

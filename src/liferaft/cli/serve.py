@@ -105,6 +105,21 @@ async def run(settings: Settings) -> None:
 
     clouds: dict[str, Cloud] = {**clouds_for(settings.peers), settings.site.name: cloud}
     app.state.dr = DrRuntime(settings, store=store, clock=clock, clouds=clouds, leadership=lead)
+    # Host HA shares the executor: one executor drives every workflow kind of the role.
+    app.state.ha = None
+    if settings.ha.enabled:
+        from liferaft.ha.service import HaService
+
+        app.state.ha = HaService(
+            settings.ha,
+            site=settings.site.name,
+            store=store,
+            clock=clock,
+            clouds=clouds,
+            leadership=lead,
+            executor=app.state.dr.executor,
+            registry=services.registry,
+        )
     sock = _bind(settings.api.host, settings.api.port)
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
@@ -116,6 +131,7 @@ async def run(settings: Settings) -> None:
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     leading = asyncio.create_task(keep_leadership(lead))
     dr_loop = asyncio.create_task(app.state.dr.run())
+    ha_loop = asyncio.create_task(app.state.ha.run()) if app.state.ha is not None else None
     try:
         while not server.started:
             if serving.done():
@@ -127,6 +143,10 @@ async def run(settings: Settings) -> None:
         print(f"liferaft ready api={url} site={settings.site.name}", flush=True)
         await serving
     finally:
+        if ha_loop is not None:
+            ha_loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await ha_loop
         dr_loop.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await dr_loop
