@@ -21,10 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from liferaft.engine.hooks import HOOKS
 from liferaft.store import Store, sqlite_url
 from tests.support.controller import (
     WORKFLOW_ID,
     ControllerProcess,
+    build_fleet,
     cloud_inventory,
     fleet_names,
     fleet_params,
@@ -34,8 +36,8 @@ from tests.support.sim import SimProcess
 TTL = 30.0
 N = 3
 
-#: Every instant that matters, on every kind of resource, in the order the steps
-#: run one at a time (volume-0, port-0, server-0, volume-1, ...).
+#: Every instant that matters, on every kind of resource (sorted into the order
+#: the steps run in, one at a time, before use).
 KILLS = [
     "before_step@volume-0",
     "before_call@volume-0",
@@ -76,7 +78,12 @@ def kill_at_every_hook(sim: SimProcess, store_url: str, tmp_path: Path, specs: l
     # Ports need the simulator's Neutron tag API (an idempotent port is found by its tags).
     with_ports = params["ports"]
     kinds = ("server", "volume", "port") if with_ports else ("server", "volume")
-    kills = [k for k in specs if with_ports or "@port-" not in k]
+    # Steps run one at a time, in the definition's topological order: kill in that order.
+    order = [*build_fleet({})(params).order, ""]
+    kills = sorted(
+        (k for k in specs if with_ports or "@port-" not in k),
+        key=lambda k: (order.index(k.partition("@")[2]), list(HOOKS).index(k.partition("@")[0])),
+    )
 
     def incarnation(i: int, kill_at: str | None) -> ControllerProcess:
         return ControllerProcess(
