@@ -58,8 +58,11 @@ def test_site_down_refuses_connections_and_heals(sim: SimProcess) -> None:
     fresh = sim.connect("east")
     assert fresh.identity.get_project(fresh.current_project_id).name == "admin"
     assert sim.control("GET", "/control/faults")["faults"] == []
-    kinds = [e["kind"] for e in sim.control("GET", "/control/writelog")["entries"]]
-    assert kinds[-2:] == ["site_down", "site_up"]
+    entries = sim.control("GET", "/control/writelog")["entries"]
+    kinds = [e["kind"] for e in entries if e["kind"] in ("site_down", "site_up")]
+    assert kinds == ["site_down", "site_up"]
+    power = [e for e in entries if e["kind"] == "power" and e["site"] == "east"]
+    assert power and all(e["data"]["cause"] in ("site-down", "site-up") for e in power)
 
 
 def test_api_errors_answer_503_in_the_service_shape(sim: SimProcess) -> None:
@@ -124,3 +127,22 @@ def test_link_faults_show_in_status(sim: SimProcess) -> None:
     assert link["up"] is False and link["bandwidth_mbps"] == 10
     liferaft(sim, "heal")
     assert sim.control("GET", "/control/faults")["faults"] == []
+
+
+def test_host_fenced_before_a_site_outage_stays_off_when_power_returns(sim: SimProcess) -> None:
+    import sushy
+
+    from tests.functional.hostha import redfish_system
+
+    conn = sim.connect("east")
+    hosts = sorted(h.name for h in conn.compute.hypervisors())
+    fenced = hosts[0]
+    system = redfish_system(sim, fenced)
+    system.reset_system(sushy.RESET_FORCE_OFF)
+    sim.advance(10)
+    assert redfish_system(sim, fenced).power_state == sushy.SYSTEM_POWER_STATE_OFF
+    liferaft(sim, "fault", "site-down", "east")
+    liferaft(sim, "heal", "east")
+    sim.advance(10)
+    assert redfish_system(sim, fenced).power_state == sushy.SYSTEM_POWER_STATE_OFF
+    assert redfish_system(sim, hosts[1]).power_state == sushy.SYSTEM_POWER_STATE_ON

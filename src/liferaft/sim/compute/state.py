@@ -61,6 +61,8 @@ _SERVICE_NS = uuid.UUID("0b8a3c52-5e1f-4b8e-9d0e-6c7f2f0a9e31")
 
 class ComputeState:
     def __init__(self, site: Site) -> None:
+        #: Hosts powered on when the site lost power (None: no outage under way).
+        self._on_before_outage: set[str] | None = None
         self.site = site
         self.hosts: dict[str, Host] = {}
         self.servers: dict[str, Server] = {}
@@ -111,9 +113,22 @@ class ComputeState:
 
     # -- host power ------------------------------------------------------------------
     def power_site(self, on: bool) -> None:
-        """Power every host of the site on or off (the site-down fault)."""
-        for name in self.hosts:
-            self.set_host_power(name, on)
+        """Cut or restore the whole site's power (the site-down fault).
+
+        Restoring power brings back only the hosts that were on when it was
+        cut ("restore last power state"): a host fenced off through its BMC
+        before the outage stays off, as a real one would.
+        """
+        if not on:
+            self._on_before_outage = {n for n, h in self.hosts.items() if h.powered_on}
+            for name in self.hosts:
+                self.set_host_power(name, False, cause="site-down")
+            return
+        was_on = self._on_before_outage if self._on_before_outage is not None else set(self.hosts)
+        for name in sorted(was_on):
+            if name in self.hosts:
+                self.set_host_power(name, True, cause="site-up")
+        self._on_before_outage = None
 
     def set_host_power(self, name: str, on: bool, **cause: Any) -> None:
         """Switch one host's power; records a ``power`` event (with ``cause``) in the write log."""
@@ -133,6 +148,9 @@ class ComputeState:
     def _host_restarted(self, host: Host) -> None:
         if not host.alive():
             return
+        # nova-compute's start (_destroy_evacuated_instances) completes the
+        # evacuation records of the instances that left this host.
+        host.evacuations.clear()
         for sid in sorted(host.servers):
             s = self.servers.get(sid)
             if s is not None and s.power_state == RUNNING:
