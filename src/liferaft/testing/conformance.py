@@ -180,8 +180,8 @@ __all__ = [
     "KindSpec",
     "assert_conforms",
     "check_driver",
-    "port_of",
     "port_methods",
+    "port_of",
     "registered",
     "vocabulary_of",
 ]
