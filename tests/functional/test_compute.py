@@ -226,8 +226,8 @@ def test_evacuate_is_refused_while_the_source_service_is_up(cloud: SimProcess) -
     nova = Nova(cloud)
     sid = nova.boot()
     r = nova.action(sid, {"evacuate": {}})
-    assert r.status_code == 409
-    assert r.json()["conflictingRequest"]["message"] == (
+    assert r.status_code == 400  # Nova's ComputeServiceInUse is a bad request
+    assert r.json()["badRequest"]["message"] == (
         f"Compute service of {_host_of(nova, sid)} is still in use."
     )
     demo = Nova(cloud, "east-demo")
@@ -252,6 +252,49 @@ def test_evacuate_after_force_down_253_form_ends_shutoff_at_295(cloud: SimProces
     assert events[0]["data"]["target"] == doc["OS-EXT-SRV-ATTR:host"]
     forced = cloud.control("GET", "/control/writelog?kind=force_down")["entries"]
     assert forced[0]["host"] == source
+    # Nova refuses to lift force-down while the `done` evacuation record
+    # remains, i.e. until the source's compute service has restarted.
+    r = nova("PUT", f"/os-services/{svc.id}", {"forced_down": False}, version="2.53")
+    assert r.status_code == 400
+    assert "`done` evacuation migration records remain" in r.json()["badRequest"]["message"]
+    cloud.control("POST", "/control/faults", {"kind": "site-down", "target": "east"})
+    cloud.control("POST", "/control/heal", {"kind": "site-down", "target": "east"})
+    r = nova("PUT", f"/os-services/{svc.id}", {"forced_down": False}, version="2.53")
+    assert r.status_code == 200 and r.json()["service"]["forced_down"] is False
+
+
+def test_evacuated_server_is_active_while_powering_off_and_delete_is_async(
+    sim_factory: Callable[..., SimProcess],
+) -> None:
+    sim = sim_factory(topology=topology(latency={"evacuate": 5, "boot": 10, "stop": 5}))
+    nova = Nova(sim)
+    sid = nova.boot()
+    sim.advance(10)
+    source = _host_of(nova, sid)
+    svc = next(
+        s
+        for s in nova("GET", "/os-services", version="2.53").json()["services"]
+        if s["host"] == source
+    )
+    nova("PUT", f"/os-services/{svc['id']}", {"forced_down": True}, version="2.53")
+    assert nova.action(sid, {"evacuate": {}}, version="2.95").status_code == 200
+    seen = []
+    for _ in range(25):
+        doc = nova.server(sid)
+        seen.append((doc["status"], doc["OS-EXT-STS:task_state"]))
+        sim.advance(1)
+    # Nova spawns the guest, then stops it: ACTIVE (powering-off) before SHUTOFF.
+    assert [k for i, k in enumerate(seen) if i == 0 or seen[i - 1] != k] == [
+        ("REBUILD", "rebuilding"),
+        ("ACTIVE", "powering-off"),
+        ("SHUTOFF", None),
+    ]
+    assert nova("DELETE", f"/servers/{sid}").status_code == 204
+    # The host shuts the guest down first (status unchanged, task deleting);
+    # DELETED lasts one Placement call (api_call, 0 here), then 404.
+    assert nova.server(sid)["OS-EXT-STS:task_state"] == "deleting"
+    sim.advance(5)
+    assert nova("GET", f"/servers/{sid}").status_code == 404
 
 
 def test_evacuate_after_legacy_force_down_to_a_named_host(cloud: SimProcess) -> None:

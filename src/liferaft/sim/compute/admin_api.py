@@ -3,7 +3,9 @@
 Force-down comes in both of Nova's forms: from microversion 2.53
 ``PUT /os-services/{uuid}`` with ``forced_down``/``status``/``disabled_reason``;
 before it ``PUT /os-services/{force-down|enable|disable|disable-log-reason}``
-with ``host`` and ``binary`` in the body.
+with ``host`` and ``binary`` in the body.  Lifting force-down is refused
+(400) while evacuations from the host are ``done`` but the host's compute
+service has not restarted since (see ``Host.evacuations``), as Nova does.
 """
 
 from __future__ import annotations
@@ -41,6 +43,15 @@ def routes(site: Site) -> list[BaseRoute]:
     state = site.compute
 
     def force_down(host: Host, forced: bool) -> None:
+        if not forced and "done" in host.evacuations.values():
+            # Nova's _check_for_evacuations (a 400, "TODO: 409 under a new microversion")
+            raise ApiError(
+                400,
+                f"Unable to force up host {host.name} as `done` evacuation migration records "
+                "remain associated with the host. Ensure the compute service has been "
+                "restarted, allowing these records to move to `completed` before retrying "
+                "this request.",
+            )
         if host.forced_down != forced:
             host.forced_down = forced
             site.world.writelog.record(
@@ -104,11 +115,11 @@ def routes(site: Site) -> list[BaseRoute]:
                 400,
                 f"Invalid input for field/attribute forced_down. Value: {forced}. {forced!r} is not of type 'boolean'",
             )
+        if forced is not None:
+            force_down(host, forced)  # first: it may refuse the whole update
         if status is not None:
             host.disabled = status == "disabled"
             host.disabled_reason = reason if host.disabled else None
-        if forced is not None:
-            force_down(host, forced)
         return json_response({"service": views.service(state, host, mv)})
 
     def _legacy_action(action: str, body: dict[str, Any], mv: Version) -> Response:

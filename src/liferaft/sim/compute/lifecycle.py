@@ -12,7 +12,13 @@ lost (as in Nova); volumes stay attached and the ports move with it.  If
 the source host is still powered on when the evacuation starts (the
 service was forced down without fencing), the old guest keeps running
 there until that host loses power: :meth:`ComputeState.ghost_running`
-reports it, so the simulator can count double-running instances.
+reports it, so the simulator can count double-running instances.  An
+evacuation that is to end stopped (2.95+, or a stopped server) reads ACTIVE
+(task ``powering-off``) between REBUILD and SHUTOFF, and leaves a ``done``
+migration record on the source until that host's compute service restarts.
+
+Deletion is asynchronous as in Nova: ``deleting`` while the host shuts the
+guest down, ``DELETED`` for a moment, then 404.
 """
 
 from __future__ import annotations
@@ -139,7 +145,8 @@ def evacuate(
     if source is None:
         raise ApiError(409, f"Instance {server.id} is not ready")
     if source.service_up(now):
-        raise ApiError(409, f"Compute service of {source.name} is still in use.")
+        # Nova answers ComputeServiceInUse with 400, not 409.
+        raise ApiError(400, f"Compute service of {source.name} is still in use.")
     if target is not None:
         state.get_host(target)
         if target == source.name:
@@ -165,7 +172,7 @@ def evacuate(
         set_error(state, server, str(exc))
         state.finish_action(act, error=str(exc))
         return
-    prior = server.vm_state
+    prior, origin = server.vm_state, source
     state.site.world.writelog.record(
         now,
         "evacuate",
@@ -179,6 +186,7 @@ def evacuate(
         state.ghosts.setdefault(source.name, set()).add(server.id)
     state.release(server, need)
     state.claim(server, dest, need)
+    source.evacuations[server.id] = "accepted"
     server.task_state = "rebuilding"
     server.power_state = NOSTATE
     server.quiesced = False
@@ -190,13 +198,25 @@ def evacuate(
         move_ports(server.id, dest.name)
     state.touch(server)
 
+    def stopped(s: Server) -> None:
+        s.vm_state, s.task_state, s.power_state = "stopped", None, SHUTDOWN
+        state.touch(s)
+        state.finish_action(act)
+
     def done(s: Server) -> None:
-        if mv >= (2, 95) or prior == "stopped":
-            s.vm_state, s.power_state = "stopped", SHUTDOWN
-        else:
-            s.vm_state, s.power_state = "active", RUNNING
-        s.task_state = None
+        # Nova spawns the guest on the destination (ACTIVE, running), marks the
+        # migration done and, when the server is to end stopped (2.95+ unless it
+        # was in ERROR, or it was stopped before), powers it off: the status
+        # reads ACTIVE (task powering-off) for the length of a stop.
+        s.vm_state, s.task_state, s.power_state = "active", None, RUNNING
         s.launched_at = state.now()
+        if s.id in origin.evacuations:
+            origin.evacuations[s.id] = "done"
+        if prior == "stopped" or (mv >= (2, 95) and prior != "error"):
+            s.task_state = "powering-off"
+            state.touch(s)
+            _later(state, s, state.site.latency.stop, stopped)
+            return
         state.touch(s)
         state.finish_action(act)
 
@@ -300,8 +320,29 @@ def unlock(state: ComputeState, server: Server, ctx: Ctx) -> None:
 
 # -- deletion ---------------------------------------------------------------------------
 def delete(state: ComputeState, server: Server, ctx: Ctx) -> None:
+    """Nova's delete: the compute host shuts the guest down (task ``deleting``),
+    the server reads ``DELETED`` while its allocations are removed, then 404.
+
+    Without a host, while building, or when the host's compute service is
+    down, Nova's API deletes the server at once (its "local delete").
+    """
     check_lock(server, ctx)
-    destroy(state, server)
+    if server.task_state == "deleting" or server.vm_state == "deleted":
+        return
+    host = state.hosts.get(server.host or "")
+    if host is None or server.vm_state == "building" or not host.service_up(state.now()):
+        destroy(state, server)
+        return
+    server.task_state = "deleting"
+    state.touch(server)
+
+    def deleted(s: Server) -> None:
+        s.vm_state, s.task_state, s.power_state = "deleted", None, NOSTATE
+        state.touch(s)
+        # the claims go from Placement before the record is destroyed
+        state.site.clock.call_later(state.site.latency.api_call, lambda: destroy(state, s))
+
+    _later(state, server, state.site.latency.stop, deleted)
 
 
 def destroy(state: ComputeState, server: Server) -> None:
@@ -312,6 +353,8 @@ def destroy(state: ComputeState, server: Server) -> None:
     state.release(server, demand(server.flavor, volume_backed=server.booted_from_volume))
     for ghosts in state.ghosts.values():
         ghosts.discard(server.id)
+    for host in state.hosts.values():  # its migration records go with it
+        host.evacuations.pop(server.id, None)
     group = state.server_groups.get(server.group_id or "")
     if group is not None and server.id in group.members:
         group.members.remove(server.id)

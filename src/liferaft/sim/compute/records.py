@@ -62,6 +62,11 @@ class Host:
     service_silent_since: float | None = None
     mgmt_silent_since: float | None = None
     storage_lost: bool = False
+    # Evacuation migration records with this host as the source: server id ->
+    # "accepted" while the rebuild runs, "done" once it finished.  Nova refuses
+    # to lift force-down while "done" ones remain; the compute service's next
+    # start moves them all to "completed" (here: drops them).
+    evacuations: dict[str, str] = field(default_factory=dict)
 
     def alive(self) -> bool:
         """Powered on and its site not down: only then can its guests run."""
