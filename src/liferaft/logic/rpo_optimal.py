@@ -61,7 +61,6 @@ class RpoOptimal:
         size_safety: float = 1.25,
         step: float = 1.08,
         margin: float = 0.05,
-        lookahead_s: float = 86400.0,
         max_ratio: float = 1.0e4,
     ) -> None:
         if not 0 < derate <= 1:
@@ -70,7 +69,6 @@ class RpoOptimal:
         self.size_safety = size_safety
         self.step = step
         self.margin = margin
-        self.lookahead_s = lookahead_s
         self.max_ratio = max_ratio
 
     # -- planning ------------------------------------------------------------------------
@@ -198,48 +196,6 @@ class RpoOptimal:
         feasible = frontier >= late_work - 1e-6
         return feasible, latest_capture, latest_start
 
-    def _fluid_ratio(self, state: State, est: list[tuple[float, float, float]]) -> float:
-        """The smallest ratio a sustained deficit over the lookahead allows.
-
-        Over ``[now, now + lookahead]`` group ``g`` must ship what it dirties
-        from its recovery point up to ``now + lookahead - r T_g``, at its
-        long-run dirty rate; together that must fit the budget the profile
-        forecasts. ``sum_g beta_g max(0, A_g - r T_g)`` falls with ``r``, so
-        the smallest such ``r`` is found exactly by walking the breakpoints.
-        """
-        now = state.now_s
-        hz = self.lookahead_s
-        link = state.link
-        prof = link.app_profile_bps
-        step = link.app_profile_step_s
-        if prof:
-            n = min(len(prof), max(1, math.ceil(hz / step)))
-            avail = (
-                sum(budget(link.capacity_bps, a, link.app_take_share) for a in prof[:n]) * hz / n
-            )
-        else:
-            avail = link.budget_bps * hz
-        avail *= self.derate
-        items = []
-        for g, (_, _, beta) in zip(state.groups, est, strict=True):
-            span = now + hz - g.recovery_point_s
-            if span > 0 and beta > 0:
-                items.append((span / g.target_s, beta * g.target_s, beta * span))
-        # need(r) = sum over items with r < k of (c - s r), k = span / T, s = beta T
-        if sum(c for _, _, c in items) <= avail:
-            return 0.0
-        items.sort(reverse=True)
-        slope = const = 0.0
-        for j, (k, sl, c) in enumerate(items):
-            slope += sl
-            const += c
-            nxt = items[j + 1][0] if j + 1 < len(items) else 0.0
-            # on (nxt, k] the active set is items[0..j]: need = const - slope r
-            r = (const - avail) / slope
-            if r > nxt:
-                return min(k, r)
-        return 0.0
-
     # -- the decision --------------------------------------------------------------------
 
     def decide(self, state: State) -> Decisions:
@@ -268,29 +224,23 @@ class RpoOptimal:
                 busy[i] = True
             pending[i].append((tr.flow_id, tr.predecessor_capture_s, left, release))
 
-        # The ratio r: warm-started from the previous decision, lowered while
-        # the plan at the lower ratio still fits, raised only while the plan
-        # does not fit even without the margin. Decisions follow the plan at
-        # r * (1 - margin), so a transient overflow (a burst, an estimate
-        # off) eats into the margin before it eats into the targets.
-        keep = 1.0 - self.margin
-        floor = self._fluid_ratio(state, est)
-        r = max(1.0, floor, state.previous_ratio)
-        if r > max(1.0, floor):
-            lower = max(1.0, floor, r / self.step)
-            if self._plan(state, lower, est, pending)[0]:
-                r = lower
-        ok, latest_capture, latest_start = self._plan(state, r * keep, est, pending)
-        if not ok:
-            fits = self._plan(state, r, est, pending)[0]
-            while not fits and r < self.max_ratio:
-                r = min(self.max_ratio, r * self.step)
-                fits = self._plan(state, r, est, pending)[0]
-            _, latest_capture, latest_start = self._plan(state, r * keep, est, pending)
+        # The ratio r: the worst RPO / target some group will reach by the next
+        # decision (never below 1). Once a group is that late the worst ratio
+        # of the day is at least that, so every group may use it: the others
+        # then defer, and the link goes to those furthest behind. Decisions
+        # follow the plan at r * (1 - margin), so a transient overflow (a
+        # burst, an estimate off) eats into the margin before the targets.
+        r = 1.0
+        for g in groups:
+            r = max(r, (now + tick - g.recovery_point_s) / g.target_s)
+        _, latest_capture, latest_start = self._plan(state, r * (1.0 - self.margin), est, pending)
 
         orders = []
         for i, g in enumerate(groups):
-            if busy[i]:
+            # One checkpoint queued behind another at most, and none while
+            # behind target: an increment taken while the previous one still
+            # waits ships pages the later one would have shipped anyway.
+            if busy[i] or len(pending[i]) >= 2 or (pending[i] and r > 1.0):
                 continue
             if latest_capture[i] < now + tick:
                 orders.append(
