@@ -54,24 +54,38 @@ def load_allowed(path: Path = HERE / "allowed_differences.yaml") -> list[dict[st
     return list(entries)
 
 
+def _same_without(real: Any, sim: Any, drop: set[str]) -> bool:
+    if not (isinstance(real, list) and isinstance(sim, list)):
+        return False
+    return [x for x in real if x not in drop] == [x for x in sim if x not in drop]
+
+
 def explain(
     behaviour: str, path: str, real: Any, sim: Any, allowed: list[dict[str, Any]]
-) -> dict[str, Any] | None:
-    for e in allowed:
-        if e["behaviour"] not in ("*", behaviour) or not fnmatch.fnmatchcase(path, e["path"]):
-            continue
+) -> list[dict[str, Any]]:
+    """The entries that explain one difference (empty: unexplained).
+
+    One entry explains it alone; otherwise the ``ignore_states`` entries that
+    match the path may together (each names its own transient state).
+    """
+    matching = [
+        e
+        for e in allowed
+        if e["behaviour"] in ("*", behaviour) and fnmatch.fnmatchcase(path, e["path"])
+    ]
+    for e in matching:
         if "real" in e and e["real"] != real:
             continue
         if "sim" in e and e["sim"] != sim:
             continue
-        if "ignore_states" in e:
-            drop = set(e["ignore_states"])
-            if not (isinstance(real, list) and isinstance(sim, list)):
-                continue
-            if [x for x in real if x not in drop] != [x for x in sim if x not in drop]:
-                continue
-        return e
-    return None
+        if "ignore_states" in e and not _same_without(real, sim, set(e["ignore_states"])):
+            continue
+        return [e]
+    states = [e for e in matching if "ignore_states" in e and not {"real", "sim"} & set(e)]
+    drop = {x for e in states for x in e["ignore_states"]}
+    if len(states) > 1 and _same_without(real, sim, drop):
+        return states
+    return []
 
 
 def compare(out: Path) -> tuple[int, list[str]]:
@@ -93,11 +107,15 @@ def compare(out: Path) -> tuple[int, list[str]]:
             failures += 1
     allowed = load_allowed()
     used: set[int] = set()
+    compared: list[str] = []
+    pending: list[str] = []
+    limits: list[str] = []
     for name in suite.names():
         sim_file = out / "sim" / f"{name}.json"
         sim = json.loads(sim_file.read_text()) if sim_file.exists() else None
         if name in unsupported:
             lines.append(f"LIMIT   {name}: real side cannot run it: {unsupported[name]}")
+            limits.append(name)
             continue
         rec = real.get(name)
         if rec is None:
@@ -108,6 +126,7 @@ def compare(out: Path) -> tuple[int, list[str]]:
         if rec["outcome"] != "ok":
             problems.append(f"real: {rec['outcome']}")
         if name in SIM_PENDING:
+            pending.append(name)
             state = "PENDING"
             if sim and sim["outcome"] == "ok" and not sim["violations"]:
                 state = "PENDING (now passes on the simulator: remove it from SIM_PENDING)"
@@ -121,6 +140,7 @@ def compare(out: Path) -> tuple[int, list[str]]:
             lines.append(f"FAIL    {name}: no simulator record")
             failures += 1
             continue
+        compared.append(name)
         problems += [f"sim: {v}" for v in sim["violations"]]
         if sim["outcome"] != "ok":
             problems.append(f"sim: {sim['outcome']}")
@@ -131,12 +151,12 @@ def compare(out: Path) -> tuple[int, list[str]]:
             a, b = fr.get(path, "<absent>"), fs.get(path, "<absent>")
             if a == b:
                 continue
-            entry = explain(name, path, a, b, allowed)
-            if entry is None:
+            entries = explain(name, path, a, b, allowed)
+            if not entries:
                 problems.append(f"{path}: real {json.dumps(a)} != sim {json.dumps(b)}")
             else:
-                used.add(id(entry))
-                tag = entry.get("id", entry["path"])
+                used.update(id(e) for e in entries)
+                tag = ", ".join(str(e.get("id", e["path"])) for e in entries)
                 explained.append(f"[{tag}] {path}: real {json.dumps(a)} / sim {json.dumps(b)}")
         if problems:
             failures += 1
@@ -151,6 +171,11 @@ def compare(out: Path) -> tuple[int, list[str]]:
     for e in allowed:
         if id(e) not in used and e["behaviour"] not in SIM_PENDING:
             lines.append(f"note    allowed difference not seen: {e['behaviour']} {e['path']}")
+    lines.append(f"compared on both sides ({len(compared)}): {', '.join(compared) or '-'}")
+    if pending:
+        lines.append(f"pending on the simulator ({len(pending)}): {', '.join(pending)}")
+    if limits:
+        lines.append(f"limits of the real side ({len(limits)}): {', '.join(limits)}")
     return failures, lines
 
 

@@ -75,6 +75,9 @@ class NovaEnv(integrated_helpers.ProviderUsageBaseTestCase):
             networks="none",
             # CinderFixture fakes the existence of any volume id it is given.
             volume_for_server=lambda: str(uuid.uuid4()),
+            restart_compute=lambda host: self.computes.__setitem__(
+                host, self.restart_compute_service(self.computes[host])
+            ),
         )
         t0 = time.monotonic()
         RESULTS[self.behaviour] = suite.run_behaviour(self.behaviour, target)

@@ -62,6 +62,8 @@ class Target:
     networks: Any = "none"
     #: returns a volume id that the compute API can attach to a server
     volume_for_server: Callable[[], str] | None = None
+    #: restarts the nova-compute service of a host (its guests survive)
+    restart_compute: Callable[[str], None] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -283,7 +285,7 @@ def _compute_service(t: Target, host: str) -> Any:
 def force_down_evacuate(t: Target, rec: Recorder) -> None:
     """Evacuation is refused while the host's service is up; force it down, evacuate
     to another host (REBUILD -> SHUTOFF from 2.95, ACTIVE before); lifting
-    force-down before the source restarts is refused."""
+    force-down before the source restarts is refused, after its restart allowed."""
     s = _boot(t, rec)
     source = s.compute_host
     rec.expect_error("evacuate_while_service_up", lambda: t.conn.compute.evacuate_server(s))
@@ -325,6 +327,23 @@ def force_down_evacuate(t: Target, rec: Recorder) -> None:
     )
     svc = _compute_service(t, source)
     rec.set_final("service_after_unforce", state=svc.state, forced_down=svc.is_forced_down)
+    assert t.restart_compute is not None, "target has no restart_compute hook"
+    # The restart moves the `done` evacuation records to `completed`.
+    t.restart_compute(source)
+    rec.expect_error(
+        "unforce_after_source_restart",
+        lambda: t.conn.compute.update_service_forced_down(svc, source, "nova-compute", False),
+    )
+    svc = rec.wait(
+        "service",
+        "service",
+        lambda: _compute_service(t, source),
+        {"up"},
+        status_of=lambda r: r.state,
+    )
+    rec.set_final("service_after_restart", state=svc.state, forced_down=svc.is_forced_down)
+    s = rec.wait("server", "server", lambda: t.conn.compute.get_server(s.id), lambda r: True)
+    rec.set_final("server_after_restart", status=s.status, host_changed=s.compute_host != source)
     _delete_server(t, rec, s)
 
 
