@@ -90,6 +90,7 @@ class _Ckpt:
     total: float = -1.0
     remaining: float = -1.0
     record_index: int = -1
+    state: TransferState | None = None
 
 
 @dataclass
@@ -207,8 +208,13 @@ def replay(
             )
             for c in g.queue:
                 released = c.release <= t
-                transfers.append(
-                    TransferState(
+                ts = c.state
+                if (
+                    ts is None
+                    or ts.released != released
+                    or (released and ts.bytes_remaining != round(c.remaining))
+                ):
+                    ts = c.state = TransferState(
                         flow_id=c.flow_id,
                         group_id=g.spec.group_id,
                         carrier=g.spec.carrier,
@@ -218,7 +224,7 @@ def replay(
                         bytes_total=round(c.total) if released else None,
                         bytes_remaining=round(c.remaining) if released else None,
                     )
-                )
+                transfers.append(ts)
         p0 = int(t // steps_per_profile)
         profile = link.app_profile_bps[p0 : p0 + profile_len]
         state = State(

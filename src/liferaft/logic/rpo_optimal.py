@@ -36,6 +36,7 @@ import bisect
 import math
 
 from liferaft.logic.contract import (
+    Carrier,
     CheckpointOrder,
     Decisions,
     FlowRate,
@@ -60,7 +61,8 @@ class RpoOptimal:
         derate: float = 0.9,
         size_safety: float = 1.25,
         step: float = 1.08,
-        margin: float = 0.05,
+        margin: float = 0.1,
+        min_spacing: float = 0.5,
         max_ratio: float = 1.0e4,
     ) -> None:
         if not 0 < derate <= 1:
@@ -69,6 +71,7 @@ class RpoOptimal:
         self.size_safety = size_safety
         self.step = step
         self.margin = margin
+        self.min_spacing = min_spacing
         self.max_ratio = max_ratio
 
     # -- planning ------------------------------------------------------------------------
@@ -242,6 +245,20 @@ class RpoOptimal:
             # waits ships pages the later one would have shipped anyway.
             if busy[i] or len(pending[i]) >= 2 or (pending[i] and r > 1.0):
                 continue
+            # A packed plan can ask for a capture right after the previous one
+            # (the link is spoken for until the deadlines): unless the group's
+            # own deadline is near, wait for at least ``min_spacing`` of its
+            # ratio-scaled target -- tiny increments only cost bytes and quiesces.
+            since = now - g.last_capture_s
+            own_latest = (
+                g.last_capture_s
+                + r * (1.0 - self.margin) * g.target_s
+                - 2 * tick
+                - g.overhead_s
+                - est[i][0] * self.size_safety / max(1.0, link.budget_bps)
+            )
+            if since < self.min_spacing * r * g.target_s and own_latest >= now + tick:
+                continue
             if latest_capture[i] < now + tick:
                 orders.append(
                     CheckpointOrder(
@@ -251,8 +268,12 @@ class RpoOptimal:
                     )
                 )
 
-        # rates: each released transfer guaranteed what lands it by its deadline
-        flow_rates = []
+        # Rates: each released transfer needs what lands it by its deadline.
+        # The ceiling is the free headroom unless a transfer is due now or the
+        # needs exceed it; guarantees go out worst ratio first (the group whose
+        # RPO / target is highest while this transfer is unlanded), so when the
+        # link falls short it is the furthest-behind groups that move.
+        needs: list[tuple[float, float, str, Carrier, int]] = []
         need_total = 0.0
         urgent = False
         for tr in state.transfers:
@@ -266,11 +287,8 @@ class RpoOptimal:
             if latest_start.get(tr.flow_id, math.inf) < now + tick:
                 urgent = True
             need_total += need
-            flow_rates.append(
-                FlowRate(
-                    tr.flow_id, g.carrier, need, f"lands {tr.bytes_remaining} B in {slack:.0f} s"
-                )
-            )
+            behind = (now - tr.predecessor_capture_s) / g.target_s
+            needs.append((behind, need, tr.flow_id, g.carrier, tr.bytes_remaining))
         bud = link.budget_bps
         head = link.headroom_bps
         if urgent:
@@ -279,6 +297,20 @@ class RpoOptimal:
             ceiling, why = min(bud, need_total * 1.2), "guarantees exceed the free headroom"
         else:
             ceiling, why = min(bud, head), "free headroom only"
+        needs.sort(key=lambda n: n[0], reverse=True)
+        left = ceiling
+        flow_rates = []
+        for behind, need, flow_id, carrier, remaining in needs:
+            give = min(need, left)
+            left -= give
+            flow_rates.append(
+                FlowRate(
+                    flow_id,
+                    carrier,
+                    give,
+                    f"{remaining} B left at RPO {behind:.2f}x target",
+                )
+            )
 
         misses = tuple(
             Miss(

@@ -82,13 +82,13 @@ def test_per_group_interval_from_history() -> None:
 
 
 def test_rpo_optimal_captures_as_late_as_the_margin_allows() -> None:
-    # target 3600 s, margin 5 % -> plan deadline 3420 - one tick = 3390; the ~3.4 GB
-    # take ~4 ms on this link, so the latest capture is 3390 - 30 s overhead - 4 ms,
-    # just before 3360: the decision at 3300 waits (3300 + 30 < 3360), the one at
-    # 3330 orders it (waiting for 3360 would be too late).
+    # target 3600 s, margin 10 % -> plan deadline 3240 - one tick = 3210; the ~3.2 GB
+    # take ~4 ms on this link, so the latest capture is 3210 - 30 s overhead - 4 ms,
+    # just before 3180: the decision at 3120 waits (3120 + 30 < 3180), the one at
+    # 3150 orders it (waiting for 3180 would be too late).
     logic = RpoOptimal()
-    assert not logic.decide(_state(3300.0, (_group("a"),))).checkpoints
-    d = logic.decide(_state(3330.0, (_group("a"),)))
+    assert not logic.decide(_state(3120.0, (_group("a"),))).checkpoints
+    d = logic.decide(_state(3150.0, (_group("a"),)))
     assert [o.group_id for o in d.checkpoints] == ["a"]
     assert d.ratio == 1.0 and not d.misses
 
@@ -99,12 +99,12 @@ def test_rpo_optimal_rates_headroom_first_then_budget() -> None:
     tr = TransferState("a#1", "a", "volume-backup", 3000.0, 0.0, True, 10**9, 10**8)
     g = _group("a", last=3000.0)
     d = RpoOptimal().decide(_state(3000.0, (g,), link, (tr,)))
-    # 100 MB left, deadline 0 + 0.95 * 3600 - 30 = 3390: 390 s of slack
-    assert d.flow_rates[0].rate_bps == pytest.approx(1e8 / 390.0)
+    # 100 MB left, deadline 0 + 0.9 * 3600 - 30 = 3210: 210 s of slack
+    assert d.flow_rates[0].rate_bps == pytest.approx(1e8 / 210.0)
     assert d.replication_ceiling_bps == pytest.approx(40e6)
     # the same transfer due now gets the whole budget
     late = TransferState("a#1", "a", "volume-backup", 3000.0, 0.0, True, 10**9, 10**10)
-    d = RpoOptimal().decide(_state(3300.0, (g,), link, (late,)))
+    d = RpoOptimal().decide(_state(3200.0, (g,), link, (late,)))
     assert d.replication_ceiling_bps == pytest.approx(55e6)
 
 
@@ -115,3 +115,32 @@ def test_rpo_optimal_overload_raises_ratio_and_names_misses() -> None:
     d = RpoOptimal().decide(_state(100.0, groups, link))
     assert d.ratio > 1.0
     assert {m.group_id for m in d.misses} == {"a", "b"}
+
+
+def test_rpo_optimal_waits_between_captures_unless_due() -> None:
+    # a group captured 60 s ago on a link fully spoken for is not captured again
+    # before half its target unless its own deadline is near
+    link = LinkState(capacity_bps=1e6, app_traffic_bps=0.0)
+    busy = tuple(_group(f"b{k}", target=14400.0, last=0.0, rate=5e6) for k in range(4))
+    g = _group("a", target=900.0, last=3540.0, rp=3540.0, rate=1e3)
+    d = RpoOptimal().decide(_state(3600.0, (g, *busy), link))
+    assert "a" not in {o.group_id for o in d.checkpoints}
+
+
+def test_worst_ratio_first_when_the_budget_is_short() -> None:
+    link = LinkState(capacity_bps=1e6, app_traffic_bps=0.0)
+    a = _group("a", target=900.0, last=0.0, rp=-900.0)
+    b = _group("b", target=900.0, last=0.0, rp=-100.0)
+    ta = TransferState("a#1", "a", "volume-backup", 0.0, -900.0, True, 10**9, 10**9)
+    tb = TransferState("b#1", "b", "volume-backup", 0.0, -100.0, True, 10**9, 10**9)
+    d = RpoOptimal().decide(_state(60.0, (a, b), link, (tb, ta)))
+    rates = {f.flow_id: f.rate_bps for f in d.flow_rates}
+    assert rates["a#1"] == pytest.approx(1e6) and rates["b#1"] == 0.0
+
+
+@pytest.mark.parametrize("name", ["fixed-interval", "per-group-interval", "rpo-optimal"])
+def test_registered_as_plugins(name: str) -> None:
+    from liferaft import plugins
+
+    cls = plugins.load("logics", name, required_capabilities={"checkpoint-schedule"})
+    assert cls.name == name
