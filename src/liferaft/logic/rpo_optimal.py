@@ -109,7 +109,8 @@ class RpoOptimal:
                     late_flows.append(flow_id)
                     continue
                 jobs.append((d, left, i, flow_id))
-                horizon = max(horizon, d)
+                if d > horizon:
+                    horizon = d
             d = g.last_capture_s + rt - margin
             now_bytes, rate, long_run = est[i]
             next_deadlines.append((d, long_run))
@@ -118,7 +119,8 @@ class RpoOptimal:
                 late_groups.append(i)
                 continue
             jobs.append((d, -1.0, i, ""))
-            horizon = max(horizon, d)
+            if d > horizon:
+                horizon = d
         # segments of the plannable rate
         step_s = link.app_profile_step_s
         profile = link.app_profile_bps
@@ -245,28 +247,30 @@ class RpoOptimal:
             # waits ships pages the later one would have shipped anyway.
             if busy[i] or len(pending[i]) >= 2 or (pending[i] and r > 1.0):
                 continue
+            if latest_capture[i] >= now + tick:
+                continue
             # A packed plan can ask for a capture right after the previous one
             # (the link is spoken for until the deadlines): unless the group's
             # own deadline is near, wait for at least ``min_spacing`` of its
             # ratio-scaled target -- tiny increments only cost bytes and quiesces.
             since = now - g.last_capture_s
-            own_latest = (
-                g.last_capture_s
-                + r * (1.0 - self.margin) * g.target_s
-                - 2 * tick
-                - g.overhead_s
-                - est[i][0] * self.size_safety / max(1.0, link.budget_bps)
-            )
-            if since < self.min_spacing * r * g.target_s and own_latest >= now + tick:
-                continue
-            if latest_capture[i] < now + tick:
-                orders.append(
-                    CheckpointOrder(
-                        g.group_id,
-                        f"latest safe capture {latest_capture[i] - now:+.0f} s "
-                        f"for ratio {r:.2f}; ~{est[i][0]:.3g} B dirty, ~{est[i][1]:.3g} B/s",
-                    )
+            if since < self.min_spacing * r * g.target_s:
+                own_latest = (
+                    g.last_capture_s
+                    + r * (1.0 - self.margin) * g.target_s
+                    - 2 * tick
+                    - g.overhead_s
+                    - est[i][0] * self.size_safety / max(1.0, link.budget_bps)
                 )
+                if own_latest >= now + tick:
+                    continue
+            orders.append(
+                CheckpointOrder(
+                    g.group_id,
+                    f"latest safe capture {latest_capture[i] - now:+.0f} s "
+                    f"for ratio {r:.2f}; ~{est[i][0]:.3g} B dirty, ~{est[i][1]:.3g} B/s",
+                )
+            )
 
         # Rates: each released transfer needs what lands it by its deadline.
         # The ceiling is the free headroom unless a transfer is due now or the
