@@ -657,3 +657,47 @@ def test_members_see_no_admin_fields_and_can_reboot_and_lock(cloud: SimProcess) 
     assert Nova(cloud)("DELETE", f"/servers/{sid}").status_code == 204  # admins may
     limits = demo("GET", "/limits").json()["limits"]["absolute"]
     assert limits["totalInstancesUsed"] == 0
+
+
+def test_cli_stop_start_force_down_and_evacuate(cloud: SimProcess) -> None:
+    """The unmodified CLI end to end: stop/start, force a compute service down, evacuate."""
+    server = cloud.openstack(
+        "east",
+        "server",
+        "create",
+        "--image",
+        "cirros",
+        "--flavor",
+        "m1.tiny",
+        "--network",
+        "private",
+        "--wait",
+        "-f",
+        "json",
+        "vm1",
+    )
+    ip_before = cloud.openstack("east", "server", "show", "vm1", "-f", "json")["addresses"]
+    cloud.openstack("east", "server", "stop", "vm1")
+    cloud.advance(0)
+    assert cloud.openstack("east", "server", "show", "vm1", "-f", "json")["status"] == "SHUTOFF"
+    cloud.openstack("east", "server", "start", "vm1")
+    cloud.advance(0)
+    shown = cloud.openstack("east", "server", "show", "vm1", "-f", "json")
+    assert shown["status"] == "ACTIVE"
+    host = shown["OS-EXT-SRV-ATTR:host"]
+    # Evacuation is refused while the host's compute service is up.
+    refused = cloud.openstack("east", "server", "evacuate", "vm1", check=False)
+    assert refused.returncode != 0 and "400" in refused.stderr and "still in use" in refused.stderr
+    cloud.openstack(
+        "east", "--os-compute-api-version", "2.53", "compute", "service", "set", "--down",
+        host, "nova-compute",
+    )  # fmt: skip
+    services = cloud.openstack("east", "compute", "service", "list", "-f", "json")
+    assert [s["State"] for s in services if s["Host"] == host] == ["down"]
+    cloud.openstack("east", "--os-compute-api-version", "2.29", "server", "evacuate", "vm1")
+    cloud.advance(0)
+    moved = cloud.openstack("east", "server", "show", "vm1", "-f", "json")
+    assert moved["id"] == server["id"]
+    assert moved["OS-EXT-SRV-ATTR:host"] != host
+    assert moved["status"] == "ACTIVE"  # below 2.95 an evacuated server keeps its state
+    assert moved["addresses"] == ip_before  # its port moved with it
