@@ -6,26 +6,35 @@ carry every target, the smallest worst RPO ÷ target, saying who misses.
 
 How, at every decision:
 
-1. **Deadlines.** At a planned ratio ``r`` (1 when the link allows), a
-   group whose newest capture is ``c`` must land its next checkpoint by
-   ``c + r T``; a checkpoint in flight must land by its predecessor's
-   capture ``+ r T``.
-2. **Plan.** Every such job (the in-flight transfers with their bytes
-   left, and each group's next checkpoint with its size estimated from its
-   past checkpoints' dirty rate) is placed **as late as possible** on the
-   link, latest deadline first (a backward earliest-deadline-first plan).
-   The link's plannable rate follows the application traffic's daily
-   profile (the budget, derated by ``derate``), minus a fluid reservation
-   of each group's dirty rate after its next deadline (its later
-   checkpoints). If some job cannot fit before its deadline, ``r`` is
-   raised (by ``step``) until it can; when it fits with room, ``r`` is
-   lowered again towards 1.
-3. **Capture** a group when its planned latest capture time falls before
-   the next decision: checkpoints are as far apart as the plan allows, so
-   fewer bytes are sent (overwritten pages ship once) and applications are
-   quiesced less often.
-4. **Rates.** Each transfer is guaranteed the rate that lands it by its
-   deadline; the replication ceiling is the free headroom
+1. **Ratio.** ``r`` is the worst RPO ÷ target some group reaches by the
+   next decision, at least 1. Once a group is that late the day's worst
+   ratio is at least that, so every group may plan for it: the others
+   defer and the link goes to those furthest behind.
+2. **Deadlines.** A group whose newest capture is ``c`` must land its next
+   checkpoint by ``c + r T (1 - m)``; a checkpoint in flight by its
+   predecessor's capture plus the same. The margin ``m`` grows with the
+   link's load (``margin`` x the groups' dirty rate over the budget,
+   between ``margin_floor`` and 100 % of it): an idle link lands a transfer at once,
+   only a busy one needs room for estimates that turn out short.
+3. **Plan.** Every such job (the in-flight transfers with their bytes
+   left, and each group's next checkpoint sized from the disks' write
+   counters times the recent distinct/written ratio -- a burst shows at
+   once -- or else from the history's dirty rate, with ``size_safety``)
+   is placed **as late as possible** on the link, latest deadline first (a
+   backward earliest-deadline-first plan). The plannable rate follows the
+   application traffic's forecast profile (the budget, derated by
+   ``derate``), minus a fluid reservation of each group's dirty rate after
+   its next deadline (its later checkpoints).
+4. **Capture** a group when its planned latest capture falls before the
+   next decision: checkpoints as far apart as the plan allows, so fewer
+   bytes are sent (overwritten pages ship once) and applications are
+   quiesced less often. Not sooner than ``min_spacing`` of its
+   (ratio-scaled) target after the previous capture unless its own
+   deadline is near (a packed plan would otherwise ask for tiny
+   increments), and never while one of its increments is still waiting
+   and it is behind target.
+5. **Rates.** Each transfer is guaranteed what lands it by its deadline,
+   worst ratio first; the replication ceiling is the free headroom
    (``capacity - app``, costing applications nothing) unless a transfer is
    due now or the guarantees need more, and never above the budget.
 """
@@ -60,19 +69,19 @@ class RpoOptimal:
         *,
         derate: float = 0.9,
         size_safety: float = 1.25,
-        step: float = 1.08,
-        margin: float = 0.1,
+        margin: float = 0.15,
         min_spacing: float = 0.5,
-        max_ratio: float = 1.0e4,
+        tick_margin: float = 0.0,
+        margin_floor: float = 0.4,
     ) -> None:
         if not 0 < derate <= 1:
             raise ValueError(f"derate must be within (0, 1], not {derate}")
         self.derate = derate
         self.size_safety = size_safety
-        self.step = step
         self.margin = margin
         self.min_spacing = min_spacing
-        self.max_ratio = max_ratio
+        self.tick_margin = tick_margin
+        self.margin_floor = margin_floor
 
     # -- planning ------------------------------------------------------------------------
 
@@ -90,7 +99,7 @@ class RpoOptimal:
         (flow_id, predecessor capture, bytes left, release time).
         """
         now = state.now_s
-        margin = state.tick_s
+        margin = self.tick_margin * state.tick_s
         groups = state.groups
         link = state.link
         jobs: list[tuple[float, float, int, str]] = []  # (deadline, bytes, group index, flow)
@@ -238,7 +247,12 @@ class RpoOptimal:
         r = 1.0
         for g in groups:
             r = max(r, (now + tick - g.recovery_point_s) / g.target_s)
-        _, latest_capture, latest_start = self._plan(state, r * (1.0 - self.margin), est, pending)
+        # The margin grows with the load: an idle link lands a transfer at once,
+        # so only a busy one needs room for estimates that turn out short.
+        load = sum(e[2] for e in est) / max(1.0, link.budget_bps)
+        margin = self.margin * min(1.0, max(self.margin_floor, load))
+        keep = 1.0 - margin
+        _, latest_capture, latest_start = self._plan(state, r * keep, est, pending)
 
         orders = []
         for i, g in enumerate(groups):
@@ -257,7 +271,7 @@ class RpoOptimal:
             if since < self.min_spacing * r * g.target_s:
                 own_latest = (
                     g.last_capture_s
-                    + r * (1.0 - self.margin) * g.target_s
+                    + r * keep * g.target_s
                     - 2 * tick
                     - g.overhead_s
                     - est[i][0] * self.size_safety / max(1.0, link.budget_bps)
@@ -285,7 +299,7 @@ class RpoOptimal:
             if i is None or not tr.released or tr.bytes_remaining is None:
                 continue
             g = groups[i]
-            deadline = tr.predecessor_capture_s + r * (1.0 - self.margin) * g.target_s - tick
+            deadline = tr.predecessor_capture_s + r * keep * g.target_s - self.tick_margin * tick
             slack = max(tick, deadline - now)
             need = tr.bytes_remaining / slack
             if latest_start.get(tr.flow_id, math.inf) < now + tick:

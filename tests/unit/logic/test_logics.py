@@ -82,13 +82,14 @@ def test_per_group_interval_from_history() -> None:
 
 
 def test_rpo_optimal_captures_as_late_as_the_margin_allows() -> None:
-    # target 3600 s, margin 10 % -> plan deadline 3240 - one tick = 3210; the ~3.2 GB
-    # take ~4 ms on this link, so the latest capture is 3210 - 30 s overhead - 4 ms,
-    # just before 3180: the decision at 3120 waits (3120 + 30 < 3180), the one at
-    # 3150 orders it (waiting for 3180 would be too late).
+    # target 3600 s; the link is idle (load 1 MB/s of a huge budget), so the margin
+    # is its floor, 0.15 x 0.4 = 6 %: plan deadline 0.94 x 3600 = 3384. The ~3.3 GB
+    # take ~4 ms on this link, so the latest capture is 3384 - 30 s overhead - 4 ms,
+    # just before 3354: the decision at 3300 waits (3300 + 30 < 3354), the one at
+    # 3330 orders it (waiting for 3360 would be too late).
     logic = RpoOptimal()
-    assert not logic.decide(_state(3120.0, (_group("a"),))).checkpoints
-    d = logic.decide(_state(3150.0, (_group("a"),)))
+    assert not logic.decide(_state(3300.0, (_group("a"),))).checkpoints
+    d = logic.decide(_state(3330.0, (_group("a"),)))
     assert [o.group_id for o in d.checkpoints] == ["a"]
     assert d.ratio == 1.0 and not d.misses
 
@@ -99,12 +100,12 @@ def test_rpo_optimal_rates_headroom_first_then_budget() -> None:
     tr = TransferState("a#1", "a", "volume-backup", 3000.0, 0.0, True, 10**9, 10**8)
     g = _group("a", last=3000.0)
     d = RpoOptimal().decide(_state(3000.0, (g,), link, (tr,)))
-    # 100 MB left, deadline 0 + 0.9 * 3600 - 30 = 3210: 210 s of slack
-    assert d.flow_rates[0].rate_bps == pytest.approx(1e8 / 210.0)
+    # 100 MB left, deadline 0.94 x 3600 = 3384 (margin at its 6 % floor): 384 s of slack
+    assert d.flow_rates[0].rate_bps == pytest.approx(1e8 / 384.0)
     assert d.replication_ceiling_bps == pytest.approx(40e6)
     # the same transfer due now gets the whole budget
     late = TransferState("a#1", "a", "volume-backup", 3000.0, 0.0, True, 10**9, 10**10)
-    d = RpoOptimal().decide(_state(3200.0, (g,), link, (late,)))
+    d = RpoOptimal().decide(_state(3300.0, (g,), link, (late,)))
     assert d.replication_ceiling_bps == pytest.approx(55e6)
 
 
