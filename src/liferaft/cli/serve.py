@@ -1,4 +1,18 @@
-"""``liferaft serve --config FILE``: run the controller (API, leadership) for one site."""
+"""``liferaft serve --config FILE``: run the controller (API, leadership, services) for one site.
+
+One process, one :class:`~liferaft.engine.controller.Controller`: it holds
+and renews the role's lease on the injected clock, drives every workflow
+(checkpoints, recovery runs, host-HA recoveries) while -- and only while --
+it leads, cancels them when the lease is lost, and releases the lease on a
+clean shutdown.  The services (protection's schedule, the HA loop) are
+loops the process runs beside the API; they submit workflows through the
+controller's executor and act only while it leads.
+
+Every driver the configuration names is loaded and checked at start
+(:func:`driver_needs`, :func:`~liferaft.engine.controller.check_drivers`):
+an unknown name or a driver lacking a capability stops the start with one
+line naming the setting, exit code 2, like a bad configuration.
+"""
 
 from __future__ import annotations
 
@@ -8,27 +22,30 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from liferaft.errors import ConfigError, LiferaftError, NotLeader
+from liferaft.errors import ConfigError, LiferaftError, PluginError
 
 if TYPE_CHECKING:
     from liferaft.config import Settings
     from liferaft.engine.clock import Clock
-    from liferaft.engine.leadership import Leadership
+    from liferaft.engine.controller import DriverNeed
 
 # The API, the SDK and the store are imported when the command runs, so other
 # commands of the CLI start fast.
 
 log = logging.getLogger("liferaft.serve")
 
-#: Exit codes: 2 for a bad configuration (like a usage error), 1 for a start-up failure.
+#: Exit codes: 2 for a bad configuration or driver (like a usage error), 1 for a start-up failure.
 EXIT_CONFIG = 2
 EXIT_STARTUP = 1
+
+#: What a DR-Logic plugin must be able to do to drive the checkpoint schedule.
+LOGIC_CAPABILITIES = frozenset({"checkpoint-schedule"})
 
 
 def make_clock(settings: Settings) -> Clock:
@@ -43,17 +60,39 @@ def make_clock(settings: Settings) -> Clock:
     return RealClock()
 
 
-async def keep_leadership(lead: Leadership) -> None:
-    """Contend for the role for ever; lead while the lease holds, contend again when lost."""
-    while True:
-        try:
-            await lead.campaign()
-            await lead.keep()
-        except NotLeader as err:
-            log.warning("leadership lost: %s", err)
-        except LiferaftError as err:
-            log.warning("leadership: %s", err)
-            await lead.clock.sleep(lead.renew_every)
+def driver_needs(settings: Settings) -> list[DriverNeed]:
+    """Every driver the configuration names, with the setting that names it and what it must do."""
+    from liferaft import plugins
+    from liferaft.engine.controller import DriverNeed
+
+    ps = settings.protection
+    needs = [
+        DriverNeed("quiescers", ps.quiescer, "protection.quiescer", frozenset({"quiesce"})),
+        DriverNeed("verifiers", ps.verifier, "protection.verifier", frozenset({"verify"})),
+    ]
+    # The DR-Logic: checked when configured explicitly, or when the default is installed
+    # (a build without any logic still starts on the default setting).
+    logic = settings.drlogic.logic_driver
+    if "logic_driver" in settings.drlogic.model_fields_set or logic in plugins.names("logics"):
+        needs.append(DriverNeed("logics", logic, "drlogic.logic_driver", LOGIC_CAPABILITIES))
+    ha = settings.ha
+    if ha.enabled:
+        from liferaft.ha.fencers.base import EVACUATION_CAPABILITIES
+
+        needs += [DriverNeed("monitors", m, f"ha.monitors[{m}]") for m in ha.monitors]
+        needs.append(DriverNeed("evacuators", ha.evacuator, "ha.evacuator"))
+        needs.append(DriverNeed("notifiers", ha.notifier, "ha.notifier"))
+        for h in ha.hosts:
+            needs += [
+                DriverNeed(
+                    "fencers",
+                    f.driver,
+                    f"ha.hosts[{h.name}].fencers[{i}]",
+                    EVACUATION_CAPABILITIES,
+                )
+                for i, f in enumerate(h.fencers)
+            ]
+    return needs
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -70,9 +109,17 @@ def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+#: A service loop the process runs beside the API (cancelled at shutdown).
+Service = tuple[str, Callable[[], Coroutine[Any, Any, None]]]
+
+
 async def run(settings: Settings) -> None:
-    """Start everything, print the ready line, serve until SIGINT/SIGTERM."""
+    """Check the drivers, start everything, print the ready line, serve until SIGINT/SIGTERM."""
     import uvicorn
+
+    from liferaft.engine.controller import check_drivers
+
+    check_drivers(driver_needs(settings))  # before anything is opened or led
 
     class _QuietServer(uvicorn.Server):
         """uvicorn without its own signal handling (it re-raises the signal after shutdown,
@@ -83,9 +130,11 @@ async def run(settings: Settings) -> None:
             yield
 
     from liferaft.api import Services, create_app
-    from liferaft.clouds import OpenStackCloud
-    from liferaft.engine.leadership import Leadership
+    from liferaft.clouds import Cloud, OpenStackCloud, clouds_for
+    from liferaft.engine.controller import Controller
+    from liferaft.engine.hooks import KillHooks
     from liferaft.engine.simclock import SimulatorClock
+    from liferaft.recovery.runtime import DrRuntime
     from liferaft.store import Store
 
     clock = make_clock(settings)
@@ -94,18 +143,24 @@ async def run(settings: Settings) -> None:
     )
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     store = await asyncio.to_thread(Store, settings.store_url)
-    lead = Leadership(
-        store, settings.leadership.role, clock=clock, ttl=settings.leadership.lease_seconds
+    # The one leadership and executor path of the process.
+    controller = Controller(
+        store,
+        clock=clock,
+        role=settings.leadership.role,
+        ttl=settings.leadership.lease_seconds,
+        hooks=KillHooks.from_env(),
     )
-    services = Services(clock=clock, cloud=cloud, store=store, leadership=lead)
+    services = Services(clock=clock, cloud=cloud, store=store, leadership=controller.leadership)
     app = create_app(settings, services)
-    # Protection and recovery: their workflows and their loop (docs/protection.md).
-    from liferaft.clouds import Cloud, clouds_for
-    from liferaft.recovery.runtime import DrRuntime
-
     clouds: dict[str, Cloud] = {**clouds_for(settings.peers), settings.site.name: cloud}
-    app.state.dr = DrRuntime(settings, store=store, clock=clock, clouds=clouds, leadership=lead)
-    # Host HA shares the executor: one executor drives every workflow kind of the role.
+    # Protection and recovery: their workflow kinds and their schedule (docs/protection.md).
+    app.state.controller = controller
+    app.state.dr = DrRuntime(
+        settings, store=store, clock=clock, clouds=clouds, controller=controller
+    )
+    loops: list[Service] = [("protection", app.state.dr.run)]
+    # Host HA: its workflow kinds on the same executor, its detection loop (docs/host-ha.md).
     app.state.ha = None
     if settings.ha.enabled:
         from liferaft.ha.service import HaService
@@ -116,10 +171,12 @@ async def run(settings: Settings) -> None:
             store=store,
             clock=clock,
             clouds=clouds,
-            leadership=lead,
-            executor=app.state.dr.executor,
+            leadership=controller.leadership,
+            executor=controller.executor,
             registry=services.registry,
+            drive=controller.wake,
         )
+        loops.append(("ha", app.state.ha.run))
     sock = _bind(settings.api.host, settings.api.port)
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
@@ -128,10 +185,9 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         # A graceful stop: uvicorn drains, then the lease is released and the store closed.
         loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    leading = asyncio.create_task(keep_leadership(lead))
-    dr_loop = asyncio.create_task(app.state.dr.run())
-    ha_loop = asyncio.create_task(app.state.ha.run()) if app.state.ha is not None else None
+    serving = asyncio.create_task(server.serve(sockets=[sock]), name="api")
+    leading = controller.start()
+    tasks = [asyncio.create_task(fn(), name=name) for name, fn in loops]
     try:
         while not server.started:
             if serving.done():
@@ -141,20 +197,23 @@ async def run(settings: Settings) -> None:
         url = _url(settings.api.host, port)
         log.info("serving", extra={"api": url, "site": settings.site.name})
         print(f"liferaft ready api={url} site={settings.site.name}", flush=True)
+        await asyncio.wait({serving, leading}, return_when=asyncio.FIRST_COMPLETED)
+        if leading.done() and not serving.done():
+            # The controller loop ended on its own: an error it cannot act on.
+            server.should_exit = True
+            await serving
+            leading.result()  # re-raise it
+            raise LiferaftError("the controller loop stopped")
         await serving
     finally:
-        if ha_loop is not None:
-            ha_loop.cancel()
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await ha_loop
-        dr_loop.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await dr_loop
-        leading.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await leading
+                await t
+        # Cancels the workflows it drives and releases the lease: a successor takes over at once.
         with contextlib.suppress(Exception):
-            await asyncio.to_thread(lead.release)
+            await controller.stop()
         store.close()
         cloud.close()
         if isinstance(clock, SimulatorClock):
@@ -174,7 +233,7 @@ def serve(
         ),
     ],
 ) -> None:
-    """Run the Liferaft controller for one site: the REST API and leadership."""
+    """Run the Liferaft controller for one site: the REST API, leadership and its services."""
     from liferaft.config import load_config
     from liferaft.config.logs import setup_logging
 
@@ -188,6 +247,9 @@ def serve(
         asyncio.run(run(settings))
     except ConfigError as err:
         print(f"liferaft: config error: {err}", file=sys.stderr)
+        raise typer.Exit(EXIT_CONFIG) from None
+    except PluginError as err:
+        print(f"liferaft: config error: {config}: {err}", file=sys.stderr)
         raise typer.Exit(EXIT_CONFIG) from None
     except (LiferaftError, OSError) as err:
         print(f"liferaft: cannot start: {err}", file=sys.stderr)

@@ -37,13 +37,22 @@ from liferaft.engine.hooks import KillHooks
 from liferaft.engine.leadership import Leadership
 from liferaft.engine.states import WORKFLOW_TERMINAL, WorkflowState
 from liferaft.engine.workflow import Builder
-from liferaft.errors import NotLeader, PluginError
+from liferaft.errors import NotLeader, PluginError, RetryLater
 from liferaft.store import Store, Workflow
 
 log = logging.getLogger(__name__)
 
 #: Workflow states in which nobody drives a workflow until an operator acts.
 SETTLED = frozenset({*WORKFLOW_TERMINAL, WorkflowState.PAUSED})
+#: Real seconds between two campaigns when the store or the clock cannot be reached.
+RETRY_BACKOFF = 1.0
+#: Workflow states the leader drives.
+UNFINISHED = (
+    WorkflowState.PENDING,
+    WorkflowState.RUNNING,
+    WorkflowState.CANCELLING,
+    WorkflowState.ROLLING_BACK,
+)
 
 
 @dataclass(frozen=True)
@@ -169,8 +178,15 @@ class Controller:
                 if not campaign.done():
                     await _cancel(campaign)
                     break
-                campaign.result()
-                await self._lead(stopping)
+                try:
+                    campaign.result()
+                    await self._lead(stopping)
+                except RetryLater as err:
+                    # The store or the clock cannot be reached now: nobody acts on our
+                    # behalf meanwhile; back off (real time: the clock may be what fails).
+                    log.warning("%s: cannot lead %r now: %s", self.holder, self.role, err)
+                    self.leadership.lease = None
+                    await asyncio.wait({stopping}, timeout=RETRY_BACKOFF)
         finally:
             await _cancel(stopping)
             self._leading.clear()
@@ -210,24 +226,63 @@ class Controller:
         if not self._stop.is_set():
             self.leadership.lease = None
 
+    def wake(self) -> None:
+        """Look at the store for new work now (a service submitted through the executor)."""
+        self._wake.set()
+
     async def _work(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self.executor.recover()
-            except NotLeader:
-                raise
-            except Exception:
-                # A store or cloud hiccup outside any step: keep leading, try again.
-                log.exception("%s: driving the workflows of %r failed", self.holder, self.role)
-            self._pass.set()
-            waker = asyncio.create_task(self._wake.wait())
-            ticker = asyncio.create_task(self.clock.sleep(self.poll))
-            try:
-                await asyncio.wait({waker, ticker}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                await _cancel(waker)
-                await _cancel(ticker)
+        """Drive each unfinished workflow of the role as its own task while leading.
+
+        One task per workflow, not one ``recover()`` for all: a long recovery
+        run must not hold back a checkpoint submitted beside it.  Leaving this
+        coroutine (lease lost, stop) cancels every one of them.
+        """
+        driving: dict[str, asyncio.Task[Any]] = {}
+        try:
+            while True:
+                self._wake.clear()
+                for wf_id, task in list(driving.items()):
+                    if task.done():
+                        del driving[wf_id]
+                        self._settle(wf_id, task)
+                try:
+                    self.leadership.fence()
+                    todo = self.store.list_workflows(role=self.role, states=list(UNFINISHED))
+                except NotLeader:
+                    raise
+                except Exception:
+                    # A store hiccup outside any step: keep leading, try again.
+                    log.exception("%s: listing the workflows of %r failed", self.holder, self.role)
+                    todo = []
+                for wf in todo:
+                    if wf.id not in driving and not self.executor.driving(wf.id):
+                        driving[wf.id] = asyncio.create_task(
+                            self.executor.run(wf.id), name=f"workflow:{wf.id}"
+                        )
+                        driving[wf.id].add_done_callback(lambda _t: self._wake.set())
+                self._pass.set()
+                waker = asyncio.create_task(self._wake.wait())
+                ticker = asyncio.create_task(self.clock.sleep(self.poll))
+                try:
+                    await asyncio.wait({waker, ticker}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    await _cancel(waker)
+                    await _cancel(ticker)
+        finally:
+            for task in driving.values():
+                task.cancel()
+            for task in driving.values():
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    def _settle(self, wf_id: str, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if isinstance(exc, NotLeader):
+            raise exc
+        if exc is not None:
+            log.error("%s: driving workflow %s failed: %s", self.holder, wf_id, exc)
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:

@@ -224,6 +224,10 @@ class Executor:
             step_state=S.PENDING,
         )
 
+    def driving(self, workflow_id: str) -> bool:
+        """Whether this executor drives ``workflow_id`` now."""
+        return workflow_id in self._active
+
     async def run(self, workflow_id: str) -> Workflow:
         """Drive a workflow until it is done, failed, cancelled, paused or rolled back."""
         if workflow_id in self._active:

@@ -88,6 +88,7 @@ class HaService:
         executor: Executor | None = None,
         notifier: Notifier | None = None,
         registry: CollectorRegistry | None = None,
+        drive: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.site = site
@@ -96,6 +97,8 @@ class HaService:
         self.clouds = clouds
         self.leadership = leadership
         self.executor = executor or Executor(store, clock=clock, leadership=leadership)
+        #: Under ``serve`` the engine's Controller drives every workflow: ``drive`` wakes it.
+        self._drive = drive
         self.metrics = HaMetrics(registry)
         for seg in settings.segments:
             if (seg.site or site) not in clouds:
@@ -344,6 +347,9 @@ class HaService:
 
     def drive(self) -> None:
         """Drive every unfinished workflow (those already driven are skipped)."""
+        if self._drive is not None:
+            self._drive()
+            return
         task = asyncio.create_task(self.executor.recover())
         self._tasks.add(task)
         task.add_done_callback(self._done)

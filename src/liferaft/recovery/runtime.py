@@ -3,16 +3,17 @@
 :class:`DrRuntime` builds the protection and recovery services from the
 settings (the quiescer and verifier drivers through :mod:`liferaft.plugins`),
 registers the ``checkpoint`` and ``recovery`` workflow kinds with the
-executor, and :meth:`DrRuntime.run` is the loop ``serve`` runs beside the
-API: while this controller leads, every ``protection.schedule_tick``
-seconds (injected clock) it starts the checkpoints that are due and drives
-every unfinished workflow of the role (after a restart or a takeover too).
+controller's executor, and :meth:`DrRuntime.run` is the service loop
+``serve`` runs beside the API: while this controller leads, every
+``protection.schedule_tick`` seconds (injected clock) it submits the
+checkpoints that are due.  The :class:`~liferaft.engine.controller.Controller`
+drives every workflow (and replays them after a restart or a takeover), so
+there is one executor and one leadership path for the whole process.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -20,8 +21,7 @@ from liferaft import plugins
 from liferaft.clouds.port import Cloud
 from liferaft.config import Settings
 from liferaft.engine.clock import Clock
-from liferaft.engine.executor import Executor
-from liferaft.engine.leadership import Leadership
+from liferaft.engine.controller import Controller
 from liferaft.errors import ConfigError, LiferaftError, NotLeader
 from liferaft.protection import checkpoint
 from liferaft.protection.catalog import Catalog
@@ -44,15 +44,15 @@ class DrRuntime:
         store: Store,
         clock: Clock,
         clouds: dict[str, Cloud],
-        leadership: Leadership,
-        executor: Executor | None = None,
+        controller: Controller,
     ) -> None:
         ps = settings.protection
         self.settings = settings
         self.store = store
         self.clock = clock
-        self.leadership = leadership
-        self.executor = executor or Executor(store, clock=clock, leadership=leadership)
+        self.controller = controller
+        self.leadership = controller.leadership
+        self.executor = controller.executor
         self.enabled = ps.manifest_key is not None
         key = (ps.manifest_key or "").encode()
         peers = [p.name for p in settings.peers]
@@ -106,51 +106,54 @@ class DrRuntime:
         )
         self.executor.register(checkpoint.KIND, lambda p: checkpoint.build(self.deps, p))
         self.executor.register(disaster.KIND, lambda p: disaster.build(rdeps, p))
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def submit(self, kind: str, params: dict[str, Any], workflow_id: str) -> None:
-        """Record a workflow (fenced: only the leader) and wake the loop to drive it."""
+        """Record a workflow (fenced: only the leader); the controller drives it at once.
+
+        Safe from a worker thread (the API and the schedule run store calls
+        in threads): the controller is woken on its own event loop.
+        """
         self.executor.submit(kind, params, workflow_id=workflow_id)
-        self._wake.set()
-
-    def _drive(self) -> None:
-        task = asyncio.create_task(self.executor.recover())
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            if not isinstance(exc, NotLeader):
-                log.error("driving workflows failed: %s", exc)
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if self._loop is None or here is self._loop:
+            self.controller.wake()
+        else:
+            self._loop.call_soon_threadsafe(self.controller.wake)
 
     async def tick(self) -> None:
-        if not self.leadership.is_leader:
+        """Submit the checkpoints that are due (only while leading)."""
+        if not self.enabled or not self.leadership.is_leader:
             return
-        if self.enabled:
-            try:
-                await asyncio.to_thread(self.protection.schedule, self.submit)
-            except NotLeader:
-                return
-            except LiferaftError as err:
-                log.warning("checkpoint schedule: %s", err)
-        self._drive()
+        try:
+            await asyncio.to_thread(self.protection.schedule, self.submit)
+        except NotLeader:
+            return
+        except LiferaftError as err:
+            log.warning("checkpoint schedule: %s", err)
 
     async def run(self) -> None:
+        """Tick every ``protection.schedule_tick`` seconds until cancelled."""
         tick = self.settings.protection.schedule_tick
+        self._loop = asyncio.get_running_loop()
         try:
             while True:
-                with contextlib.suppress(Exception):
+                try:
                     await self.tick()
-                self._wake.clear()
-                sleeper = asyncio.create_task(self.clock.sleep(tick))
-                waker = asyncio.create_task(self._wake.wait())
-                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-                for t in (sleeper, waker):
-                    t.cancel()
+                except Exception:
+                    log.exception("checkpoint schedule failed")
+                try:
+                    await self.clock.sleep(tick)
+                except LiferaftError as err:  # the clock cannot be read: back off (real time)
+                    log.warning("checkpoint schedule: %s", err)
+                    await asyncio.sleep(1.0)
         finally:
-            for t in list(self._tasks):
-                t.cancel()
             self.catalog.close()
