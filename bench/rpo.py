@@ -185,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--traces", type=Path, default=DEFAULT_TRACES, help="vm-write-windows.csv")
     args = ap.parse_args(argv)
     tick = 60.0 if args.quick else 30.0
-    synth_factors = [3.0, 0.8, 0.3] if args.quick else [4.0, 2.0, 1.0, 0.6, 0.3, 0.15]
-    real_factors = [3.0, 0.3] if args.quick else [4.0, 1.0, 0.3, 0.15]
+    synth_factors = [3.0, 0.8, 0.3] if args.quick else [10.0, 3.0, 1.5, 0.8, 0.5, 0.3, 0.15]
+    real_factors = [3.0, 0.3] if args.quick else [10.0, 3.0, 0.8, 0.3]
     started = time.perf_counter()
     cases = []
     synth = synthetic_groups(GROUPS, SEED)
