@@ -330,12 +330,14 @@ class RpoOptimal:
                 )
             )
 
+        dirty_total = sum(e[2] for e in est)
+        why_miss = (
+            f"groups dirty ~{dirty_total / 1e6:.1f} MB/s against a budget of "
+            f"{link.budget_bps / 1e6:.1f} MB/s now; planning every group for "
+            f"RPO <= {r:.2f}x target, the furthest behind served first"
+        )
         misses = tuple(
-            Miss(
-                g.group_id,
-                (now - g.recovery_point_s) / g.target_s,
-                f"link overloaded: planning for RPO ≤ {r:.2f}x target",
-            )
+            Miss(g.group_id, (now - g.recovery_point_s) / g.target_s, why_miss)
             for g in groups
             if r > 1.0 and now - g.recovery_point_s > g.target_s
         )
