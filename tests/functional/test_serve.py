@@ -170,3 +170,72 @@ def test_missing_config_file_exits_2(tmp_path: Path) -> None:
     )
     assert r.returncode == 2
     assert f"{tmp_path / 'nope.yaml'}: config file not found" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (
+            {"protection": {"quiescer": "freeze-typo"}},
+            ["protection.quiescer: no quiescer driver named 'freeze-typo' (available: "],
+        ),
+        (
+            {"drlogic": {"logic_driver": "mpc-typo"}},
+            ["drlogic.logic_driver: no logic driver named 'mpc-typo' (available: "],
+        ),
+        (
+            # Two problems, one line: an unknown verifier and a fencer that cannot confirm power-off.
+            {
+                "protection": {"verifier": "ping-typo"},
+                "ha": {
+                    "enabled": True,
+                    "segments": [{"name": "seg", "hosts": ["cmp-1"]}],
+                    "hosts": [{"name": "cmp-1", "fencers": [{"driver": "noop"}]}],
+                },
+            },
+            [
+                "protection.verifier: no verifier driver named 'ping-typo' (available: ",
+                "ha.hosts[cmp-1].fencers[0]: fencer driver 'noop' (",
+                "lacks the required capabilities",
+            ],
+        ),
+    ],
+)
+def test_an_unknown_or_incapable_driver_exits_2_with_one_line_naming_the_setting(
+    sim: SimProcess, tmp_path: Path, extra: dict[str, object], expected: list[str]
+) -> None:
+    path = write_config(tmp_path, sim, **extra)
+    r = subprocess.run(
+        liferaft_cmd("serve", "--config", str(path)), capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"liferaft: config error: {path}: "), lines[0]
+    for part in expected:
+        assert part in lines[0], lines[0]
+    assert "Traceback" not in r.stderr
+    # Nothing was led or written: the check runs before the store is opened.
+    assert not (tmp_path / "state" / "liferaft.db").exists()
+
+
+def test_serve_leads_through_the_controller_and_releases_the_lease_on_stop(
+    sim: SimProcess, controller: Controller, tmp_path: Path
+) -> None:
+    from liferaft.store import Store, sqlite_url
+
+    token = str(sim.connect("east-demo").auth_token)
+    deadline = time.monotonic() + 60
+    info: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        info = httpx.get(
+            controller.url + "/v1/info", headers={"X-Auth-Token": token}, timeout=30
+        ).json()
+        if info["leader"]:
+            break
+        time.sleep(0.2)
+    assert info["leader"] is True, info
+    assert controller.stop() == 0
+    with Store(sqlite_url(tmp_path / "state"), migrate=False) as store:
+        lease = store.get_lease(str(info["role"]))
+    assert lease is not None and lease.holder == "", lease  # released: a successor leads at once

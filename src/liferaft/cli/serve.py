@@ -119,7 +119,15 @@ async def run(settings: Settings) -> None:
 
     from liferaft.engine.controller import check_drivers
 
-    check_drivers(driver_needs(settings))  # before anything is opened or led
+    # Before anything is opened or led.  stevedore's own "Could not load" warning says
+    # less than the PluginError does (which names the setting): one line, not two.
+    quiet = logging.getLogger("stevedore")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        check_drivers(driver_needs(settings))
+    finally:
+        quiet.setLevel(level)
 
     class _QuietServer(uvicorn.Server):
         """uvicorn without its own signal handling (it re-raises the signal after shutdown,
