@@ -129,6 +129,12 @@ class ClockSettings(Section):
         return self
 
 
+#: tooz drivers whose locks expire when their holder stops renewing them (Redis: a key with a
+#: TTL; etcd: a lease): only these elect a leader that a frozen one gives way to.  (A `file`,
+#: `ipc`, `mysql` or `postgresql` lock lives as long as its holder's process or connection.)
+TOOZ_EXPIRING_DRIVERS = frozenset({"redis", "etcd3+http", "etcd3+https"})
+
+
 class LeadershipSettings(Section):
     """Leadership: only the controller holding the lease acts."""
 
@@ -143,6 +149,39 @@ class LeadershipSettings(Section):
         le=3600,
         description="How long a leader's lease lasts without renewal; a new leader may take over after it expires.",
     )
+    backend: Literal["store", "tooz"] = Field(
+        default="store",
+        description=(
+            "Who decides which contender campaigns: `store`: the lease in the state store alone; "
+            "`tooz`: a tooz coordinator (`coordination_url`) whose lock expires with the lease. "
+            "Either way the store's lease epoch is the fencing token every write carries."
+        ),
+    )
+    coordination_url: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "tooz coordination URL for backend `tooz`: `redis://host:port` or "
+            "`etcd3+http(s)://host:port`; drivers whose locks cannot expire (`file`, `ipc`, `mysql`, "
+            "`postgresql`, `zake`, ...) are refused. May hold a password, so give it by reference."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _check_coordination(self) -> LeadershipSettings:
+        # A model check, not a field check: the error must not echo the URL (it may hold a password).
+        url = self.coordination_url
+        if url is not None:
+            scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+            if scheme not in TOOZ_EXPIRING_DRIVERS:
+                raise ValueError(
+                    f"coordination_url: tooz driver {scheme or '(no scheme)'!r} cannot expire a lease "
+                    f"(a frozen leader would hold it forever); use one of "
+                    f"{', '.join(sorted(TOOZ_EXPIRING_DRIVERS))}"
+                )
+        if self.backend == "tooz" and url is None:
+            raise ValueError("backend 'tooz' needs coordination_url")
+        return self
 
 
 class DrLogicSettings(Section):
