@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from liferaft.errors import GiveUp
 from liferaft.store import Store
 from liferaft.store.db import make_engines
 from liferaft.store.protection import CheckpointRow, GroupRow, MemberRow, PolicyRow, RunRow
@@ -139,6 +140,9 @@ class Catalog:
         if site == recovery_site:
             raise Conflict(f"group {name!r}: the recovery site must differ from the site {site!r}")
         self.get_policy(policy)
+        found = self._same_group(name, site=site, recovery_site=recovery_site, policy=policy)
+        if found is not None:
+            return found
         gid = uuid.uuid4().hex
         try:
             with self._write() as conn:
@@ -152,9 +156,29 @@ class Catalog:
                         created_at=now,
                     )
                 )
-        except IntegrityError:
-            raise Conflict(f"a group named {name!r} exists already") from None
+        except IntegrityError as err:
+            # Only a name taken meanwhile is "exists already"; any other integrity
+            # failure is reported as what it is.
+            found = self._same_group(name, site=site, recovery_site=recovery_site, policy=policy)
+            if found is not None:
+                return found
+            raise GiveUp(f"group {name!r} could not be recorded: {err.orig}") from None
         return self.get_group(gid)
+
+    def _same_group(self, name: str, *, site: str, recovery_site: str, policy: str) -> Group | None:
+        """The group named ``name`` if it is the one asked for (a repeated create is idempotent).
+
+        ``None`` if no group has that name; :class:`Conflict` if one does with other settings.
+        """
+        g = self.find_group(name)
+        if g is None or g.name != name:
+            return None
+        if (g.site, g.recovery_site, g.policy) == (site, recovery_site, policy):
+            return g
+        raise Conflict(
+            f"a group named {name!r} exists already (site {g.site}, recovery site "
+            f"{g.recovery_site}, policy {g.policy!r})"
+        )
 
     def find_group(self, ref: str) -> Group | None:
         with self._read() as conn:

@@ -126,7 +126,11 @@ async def list_groups(request: Request) -> dict[str, Any]:
     return {"groups": [g.to_dict() for g in groups]}
 
 
-@router.post("/groups", status_code=201, summary="Create a protection group")
+@router.post(
+    "/groups",
+    status_code=201,
+    summary="Create a protection group (the same name and policy again returns it)",
+)
 async def create_group(body: NewGroup, request: Request) -> dict[str, Any]:
     dr = runtime(request)
     g = await blocking(lambda: dr.protection.create_group(body.name, policy=body.policy))
