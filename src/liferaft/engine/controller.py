@@ -98,10 +98,12 @@ class Controller:
         ttl: float = 15.0,
         hooks: KillHooks | None = None,
         poll: float | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
-        self.leadership = Leadership(store, role, clock=clock, holder=holder, ttl=ttl)
+        # A prepared one (leadership_tooz.make_leadership) brings its own role, holder and ttl.
+        self.leadership = leadership or Leadership(store, role, clock=clock, holder=holder, ttl=ttl)
         self.executor = Executor(store, clock=clock, leadership=self.leadership, hooks=hooks)
         #: Seconds between looks at the store for work submitted by another process.
         self.poll = poll if poll is not None else self.leadership.renew_every

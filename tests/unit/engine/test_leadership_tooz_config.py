@@ -4,6 +4,7 @@ the tooz lock decides who campaigns while the store keeps the epoch (a fake coor
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +187,22 @@ def test_lost_lock_stops_the_leader_and_the_next_one_takes_the_next_epoch(store:
     assert not a.try_acquire()
     b.release()  # a clean stop frees the lease and the lock at once
     assert owners == {} and a.try_acquire() and a.epoch == 3
+
+
+def test_the_controller_leads_through_a_prepared_leadership(store: Store) -> None:
+    from liferaft.engine.controller import Controller
+
+    clock = ManualClock(T0, auto_advance=True)
+    owners, a, _ = contenders(store, clock)
+
+    async def run() -> None:
+        ctl = Controller(store, clock=clock, leadership=a)
+        assert ctl.leadership is a and ctl.executor.leadership is a
+        ctl.start()
+        await asyncio.wait_for(ctl.wait_leading(), 10)
+        assert ctl.leading and owners == {b"liferaft-leader-ctl": "a"}
+        await ctl.stop()
+
+    asyncio.run(run())
+    lease = store.get_lease("ctl")
+    assert owners == {} and lease is not None and lease.holder == ""  # both given up on stop
