@@ -32,6 +32,15 @@ achieves ratio ``r`` when every group's RPO stays ``<= r * T_g`` on
    ``kappa_g = (1 - f_g) + f_g / K_g``. ``S`` is additive, hence group
    ``g`` ships inside ``[a, b]`` at least
    ``kappa_g * S_g(a, b - r T_g)``.
+   When ``L_g`` is at most the shortest window, a piece holds at most one
+   window boundary, and ``S - M`` of a piece straddling boundary ``j``
+   between windows of rates ``rho_l``, ``rho_r`` (bytes per second) is
+   ``min(rho_l x, rho_r y) <= L_g h_j`` with ``x + y <= L_g`` and
+   ``h_j = rho_l rho_r / (rho_l + rho_r)``; pieces inside one window have
+   ``D = S``. Every boundary lies inside one piece at most, so
+   ``sum D >= S - f_g L_g sum_j h_j`` over the boundaries in the span:
+   a much tighter figure when pieces are short, as the ``kappa`` one
+   credits half the overwrite to every piece.
 5. Summing over groups, ``need(a, b) = sum_g kappa_g S_g(a, b - r T_g)``
    must fit ``int_a^b B(t) dt``.
 
@@ -44,11 +53,12 @@ pieces are separated by transfers, that one transfer cannot use the whole
 budget at once, and that the future is unknown: a real schedule's worst
 ratio can be above it; never below.
 
-For speed, groups are pooled in classes of equal ``(T_g, f_g)``: a class
-uses the smallest ``o_g`` and ``w_g`` of its members (smaller ``kappa``,
-still valid) and the sum of their ``S_g`` sampled on a fine grid; a point
-between grid nodes is rounded down (``S`` only grows), so every rounding
-keeps the bound valid.
+For speed, groups are pooled in classes of equal ``(T_g, f_g)`` and
+shortest-window bucket: a class uses the smallest ``o_g`` and ``w_g`` of
+its members (smaller ``kappa``,
+still valid) and the sum of their ``S_g`` and boundary terms sampled on a fine grid; ends
+of spans are rounded so that ``S`` is never overstated and the boundary
+terms never understated, so every rounding keeps the bound valid.
 """
 
 from __future__ import annotations
@@ -84,6 +94,34 @@ class _Class:
     overhead: float
     window: float
     cum: list[float]  # summed S of the members at fine grid nodes
+    hle: list[float]  # summed boundary terms of the members at positions <= node
+    hlt: list[float]  # ... at positions < node
+
+
+#: Classes also split groups by their shortest window, so a few short windows
+#: in one group do not switch the boundary refinement off for the others.
+_WINDOW_BUCKETS = (1500.0, 900.0, 600.0, 300.0, 120.0, 60.0, 0.0)
+
+
+def _bucket(w: float) -> float:
+    return next(b for b in _WINDOW_BUCKETS if w >= b)
+
+
+def boundary_terms(trace: WindowTrace) -> list[tuple[float, float]]:
+    """(position, ``h_j``) per boundary between consecutive windows ``l``, ``r``.
+
+    ``h_j = rate_l rate_r / (rate_l + rate_r)`` (rates in bytes per second of
+    window): a piece of length ``x + y <= L`` straddling only this boundary
+    has ``S - M = min(rate_l x, rate_r y) <= L h_j``.
+    """
+    out = []
+    st, en, un = trace.starts, trace.ends, trace.unique
+    for k in range(len(st) - 1):
+        rl = un[k] / (en[k] - st[k])
+        rr = un[k + 1] / (en[k + 1] - st[k + 1])
+        h = rl * rr / (rl + rr) if rl + rr > 0 else 0.0
+        out.append((en[k], h))
+    return out
 
 
 def lower_bound(
@@ -105,9 +143,9 @@ def lower_bound(
     if not groups:
         return BoundResult(0.0, None, 0.0, 0.0)
     n_fine = math.floor(horizon_s / fine_s)
-    classes: dict[tuple[float, float], _Class] = {}
+    classes: dict[tuple[float, float, float], _Class] = {}
     for g in groups:
-        key = (g.target_s, g.trace.overwrite)
+        key = (g.target_s, g.trace.overwrite, _bucket(g.trace.min_window_s))
         cls = classes.get(key)
         if cls is None:
             cls = classes[key] = _Class(
@@ -116,12 +154,24 @@ def lower_bound(
                 g.overhead_s,
                 g.trace.min_window_s,
                 [0.0] * (n_fine + 1),
+                [0.0] * (n_fine + 1),
+                [0.0] * (n_fine + 1),
             )
         cls.overhead = min(cls.overhead, g.overhead_s)
         cls.window = min(cls.window, g.trace.min_window_s)
         base = g.trace.cumulative(0.0)
         for j in range(n_fine + 1):
             cls.cum[j] += g.trace.cumulative(j * fine_s) - base
+        for pos, h in boundary_terms(g.trace):
+            if pos > n_fine * fine_s or h <= 0:
+                continue
+            # node j counts it in hle when pos <= j fine, in hlt when pos < j fine
+            j_le = max(0, math.ceil(pos / fine_s - 1e-9))
+            j_lt = max(0, math.floor(pos / fine_s + 1e-9) + 1)
+            for j in range(j_le, n_fine + 1):
+                cls.hle[j] += h
+            for j in range(j_lt, n_fine + 1):
+                cls.hlt[j] += h
     cl = list(classes.values())
 
     # budget integral at window grid nodes
@@ -145,35 +195,44 @@ def lower_bound(
     bud_nodes = [bud_at(t) for t in nodes]
     # S at window nodes (exact when nodes are on the fine grid; rounded down otherwise)
     a_idx = [min(n_fine, math.ceil(t / fine_s - 1e-9)) for t in nodes]
+    a_floor = [min(n_fine, math.floor(t / fine_s + 1e-9)) for t in nodes]
 
     def check(r: float) -> tuple[bool, tuple[float, float] | None, float, float]:
         kappas = []
+        refine = []  # f * L when pieces cannot hold two boundaries, else 0
         for c in cl:
             length = r * c.target - c.overhead
             if length <= 0:
                 return False, None, math.inf, 0.0
             k = math.ceil(length / c.window) + 1
             kappas.append((1.0 - c.overwrite) + c.overwrite / k)
+            refine.append(c.overwrite * length if length <= c.window else 0.0)
         for ib in range(1, len(nodes)):
             b = nodes[ib]
-            # per class: S at b - r T (rounded down to the fine grid)
+            # per class: S at b - r T (rounded down to the fine grid), and the
+            # boundary terms up to it (rounded up: more boundaries, less need)
             ends = []
-            for c, kap in zip(cl, kappas, strict=True):
+            for c, kap, fl in zip(cl, kappas, refine, strict=True):
                 x = b - r * c.target
                 if x <= 0:
-                    ends.append((x, 0.0, kap, c))
+                    ends.append((x, 0.0, 0.0, kap, fl, c))
                     continue
                 j = min(n_fine, math.floor(x / fine_s + 1e-9))
-                ends.append((x, c.cum[j], kap, c))
+                jc = min(n_fine, math.ceil(x / fine_s - 1e-9))
+                ends.append((x, c.cum[j], c.hle[jc], kap, fl, c))
             for ia in range(ib):
                 a = nodes[ia]
                 ja = a_idx[ia]
+                jaf = a_floor[ia]
                 need = 0.0
-                for x, sx, kap, c in ends:
+                for x, sx, hx, kap, fl, c in ends:
                     if x >= a:
                         d = sx - c.cum[ja]
                         if d > 0:
-                            need += kap * d
+                            v = kap * d
+                            if fl > 0:
+                                v = max(v, d - fl * (hx - c.hlt[jaf]))
+                            need += v
                 avail = bud_nodes[ib] - bud_nodes[ia]
                 if need > avail * (1.0 + 1e-12) + 1e-6:
                     return False, (a, b), need, avail

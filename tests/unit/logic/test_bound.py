@@ -12,19 +12,25 @@ from liferaft.logic.dirty import WindowTrace
 from .bruteforce import optimum
 
 
-def _instance(seed: int) -> tuple[list[tuple[float, float, WindowTrace]], float]:
+def _instance(
+    seed: int, window: float = 15.0, targets: tuple[float, ...] = (20.0, 30.0, 40.0)
+) -> tuple[list[tuple[float, float, WindowTrace]], float]:
     rng = random.Random(seed)
     groups = []
+    n = round(60.0 / window)
     for _ in range(2):
-        unique = [rng.choice((0.0, 1.0, rng.uniform(0.5, 8.0))) * 100.0 for _ in range(4)]
-        trace = WindowTrace.regular(0.0, 15.0, unique, rng.choice((0.0, 0.5, 0.9)))
-        groups.append((rng.choice((20.0, 30.0, 40.0)), rng.choice((0.0, 2.0, 5.0)), trace))
+        unique = [rng.choice((0.0, 1.0, rng.uniform(0.5, 8.0))) * 100.0 for _ in range(n)]
+        trace = WindowTrace.regular(0.0, window, unique, rng.choice((0.0, 0.5, 0.9)))
+        groups.append((rng.choice(targets), rng.choice((0.0, 2.0, 5.0)), trace))
     return groups, rng.uniform(5.0, 60.0)
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_bound_below_brute_force_optimum(seed: int) -> None:
-    groups, rate = _instance(seed)
+@pytest.mark.parametrize("short", [False, True])
+def test_bound_below_brute_force_optimum(seed: int, short: bool) -> None:
+    # short: 30 s windows, 10-20 s targets -- pieces shorter than a window, so
+    # the boundary refinement is the binding part of the bound
+    groups, rate = _instance(seed, 30.0, (10.0, 15.0, 20.0)) if short else _instance(seed)
     horizon, tick = 60.0, 10.0
     opt = optimum(groups, rate, horizon, tick)
     lb = lower_bound(
