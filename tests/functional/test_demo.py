@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from liferaft.demo.scenario import CANARY_RATE
+
 KEYS = {
     "servers_recovered",
     "volumes_recovered",
@@ -26,12 +28,7 @@ KEYS = {
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(400)
-@pytest.mark.xfail(
-    reason="the simulator's Networking API has no tag route (PUT /v2.0/ports/{id}/tags), "
-    "which the Cloud adapter's create_port uses to tag recreated ports",
-    strict=False,
-)
+@pytest.mark.timeout(1000)
 def test_demo_recovers_east_at_west_and_reads_the_data_loss_from_the_data(tmp_path: Path) -> None:
     r = subprocess.run(
         [
@@ -46,28 +43,35 @@ def test_demo_recovers_east_at_west_and_reads_the_data_loss_from_the_data(tmp_pa
         ],
         capture_output=True,
         text=True,
-        timeout=380,
+        timeout=950,  # generous: CI runs it on two busy cores (it takes about a minute here)
     )
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     try:
         assert set(out) >= KEYS
         assert out["servers_recovered"] == 4 and out["volumes_recovered"] == 2
-        assert out["data_verified"] and out["consistent"]
+        assert out["data_verified"] and out["consistent"], out.get("consistency_reason")
         assert out["rto_s"] > 0
-        # The simulator's write log: the last canary write before the failure.
+        # The simulator's write log, read here independently of the demo: the canary's
+        # (the group's writer's) last write at or before the recovery point's capture is
+        # what the restored data should hold.
         entries = httpx.get(
             f"{out['control_url']}/control/writelog",
             params={"kind": "write", "site": "east"},
-            timeout=30,
+            timeout=60,
         ).json()["entries"]
-        last = max(e["time"] for e in entries if e["time"] <= out["failure_time"])
-        from liferaft.demo.scenario import CANARY_RATE
-
-        # What was lost is at least what the log wrote after the newest checkpoint's capture.
-        assert out["data_loss_s"] >= out["failure_time"] - last - 1 / CANARY_RATE
+        writes = [e["time"] for e in entries if e["data"].get("writer") == out["canary"]]
+        at_capture = max(t for t in writes if t <= out["recovery_point"])
+        interval = 1 / CANARY_RATE
+        # The data-loss window the demo reports (read from the restored volumes) matches
+        # the write log to within one canary write interval.
+        assert abs((out["failure_time"] - at_capture) - out["data_loss_s"]) <= interval, (
+            out["failure_time"] - at_capture,
+            out["data_loss_s"],
+        )
         assert abs(out["failure_time"] - out["data_loss_s"] - out["newest_canary"]) < 1e-6
-        assert out["newest_canary"] <= out["recovery_point"] + 1 / CANARY_RATE
+        # The workload kept writing after the capture: those writes are the loss.
+        assert any(out["recovery_point"] < t <= out["failure_time"] for t in writes)
     finally:
         for pid in out.get("pids", []):
             with contextlib.suppress(ProcessLookupError):

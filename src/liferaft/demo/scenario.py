@@ -46,6 +46,9 @@ POLICY = {
     "method": "snapshot-backup",
 }
 CHECKPOINTS = 3
+#: Real seconds any one wait may take before the demo gives up.  Generous: CI runs it on
+#: two busy cores; the waits poll a condition, so a fast machine does not pay for them.
+PATIENCE = 300.0
 
 Say = Callable[[str], None]
 
@@ -58,7 +61,8 @@ class World:
     clouds_yaml: str = ""
     controllers: dict[str, Child] = field(default_factory=dict)
     apis: dict[str, str] = field(default_factory=dict)
-    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=60))
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=120))
+    tokens: dict[str, str] = field(default_factory=dict)
 
     def ctl(self, method: str, path: str, body: Any = None) -> Any:
         r = self.http.request(method, self.control + path, json=body)
@@ -73,14 +77,45 @@ class World:
         cfg = openstack.config.OpenStackConfig(config_files=[self.clouds_yaml])
         return openstack.connection.Connection(config=cfg.get_one(cloud=cloud))
 
+    def token(self, site: str, *, fresh: bool = False) -> str:
+        if fresh or site not in self.tokens:
+            self.tokens[site] = str(self.connect(site).auth_token)
+        return self.tokens[site]
+
     def api(self, site: str, method: str, path: str, body: Any = None) -> Any:
-        token = str(self.connect(site).auth_token)
-        r = self.http.request(
-            method, self.apis[site] + path, json=body, headers={"X-Auth-Token": token}
+        """Call a controller's API.
+
+        A request that got no answer (connection reset, timeout) or a 503 (the
+        controller does not lead yet) is sent again until ``PATIENCE`` runs
+        out: every call the demo makes is idempotent (a repeated group create
+        returns the group), so a retry of a request that did land is harmless.
+        """
+        deadline = time.monotonic() + PATIENCE
+        fresh = False
+        while True:
+            headers = {"X-Auth-Token": self.token(site, fresh=fresh)}
+            try:
+                r = self.http.request(method, self.apis[site] + path, json=body, headers=headers)
+            except httpx.TransportError as err:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{site} API {method} {path}: {err!r}") from None
+                time.sleep(0.5)
+                continue
+            if r.status_code == 401 and not fresh:
+                fresh = True  # the cached token expired: ask Keystone again, once
+                continue
+            if r.status_code == 503 and time.monotonic() < deadline:
+                time.sleep(0.5)
+                continue
+            if r.status_code >= 400:
+                raise RuntimeError(f"{site} API {method} {path}: {r.status_code} {r.text}")
+            return r.json()
+
+    def wait_leading(self, site: str) -> None:
+        until(
+            f"controller {site} to lead",
+            lambda: self.api(site, "GET", "/v1/info")["leader"],
         )
-        if r.status_code >= 400:
-            raise RuntimeError(f"{site} API {method} {path}: {r.status_code} {r.text}")
-        return r.json()
 
     def stop(self) -> None:
         for c in self.controllers.values():
@@ -90,7 +125,7 @@ class World:
         self.http.close()
 
 
-def until(what: str, check: Callable[[], Any], timeout: float = 120.0) -> Any:
+def until(what: str, check: Callable[[], Any], timeout: float = PATIENCE) -> Any:
     """Poll (real time: the simulated world runs on its own) until ``check`` is truthy."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -129,6 +164,7 @@ def _start(w: World, state_dir: Path, say: Say) -> None:
         ],
         state_dir / "sim.log",
         r"liferaft-sim ready control=(\S+) clouds=(\S+)",
+        timeout=PATIENCE,
     )
     w.control, w.clouds_yaml = w.sim.match.group(1), w.sim.match.group(2)
     say(f"simulator ready: sites east, west; clock x{TIME_SCALE:g} ({w.control})")
@@ -157,10 +193,13 @@ def _start(w: World, state_dir: Path, say: Say) -> None:
             ["serve", "--config", str(path)],
             state_dir / f"ctl-{site}.log",
             r"liferaft ready api=(\S+)",
+            timeout=PATIENCE,
         )
         w.controllers[site] = child
         w.apis[site] = child.match.group(1)
         say(f"controller {site} ready at {w.apis[site]}")
+    for site in w.controllers:
+        w.wait_leading(site)
 
 
 @dataclass
@@ -262,7 +301,7 @@ def wait_checkpoints(w: World, gid: str, say: Say, n: int = CHECKPOINTS) -> list
             raise RuntimeError(f"demo: a checkpoint failed: {failed[-1]['error']}")
         return done if len(done) >= n else None
 
-    return list(until(f"{n} checkpoints", complete, timeout=150))
+    return list(until(f"{n} checkpoints", complete))
 
 
 def fail_east(w: World, say: Say) -> float:
@@ -284,7 +323,7 @@ def recover(w: World, say: Say) -> dict[str, Any]:
         r: dict[str, Any] = w.api("west", "GET", f"/v1/recovery/runs/{run['id']}")
         return r if r["state"] in ("done", "failed", "paused", "cancelled") else None
 
-    final = until("the recovery", settled, timeout=150)
+    final = until("the recovery", settled)
     if final["state"] != "done":
         raise RuntimeError(
             f"demo: recovery ended {final['state']}: {json.dumps(final['failed_steps'])} {final['error']}"
@@ -302,8 +341,16 @@ def verify(w: World, v: Vnf, run: dict[str, Any], failure: float) -> dict[str, A
     check = w.ctl(
         "POST", "/control/check-consistency", {"site": "west", "volumes": vols, "writer": v.canary}
     )
-    writes = w.ctl("GET", f"/control/writelog?kind=write&instance={v.db}")["entries"]
+    # The simulator's own record: the canary's writes (the group's writer).  The restored
+    # data should hold everything it wrote up to the recovery point's capture.
+    writes = [
+        e
+        for e in w.ctl("GET", f"/control/writelog?kind=write&instance={v.db}")["entries"]
+        if e["data"].get("writer") == v.canary
+    ]
+    captured = max(g["captured_at"] for g in run["report"]["groups"])
     last = max((e["time"] for e in writes if e["time"] <= failure), default=None)
+    at_capture = max((e["time"] for e in writes if e["time"] <= captured), default=None)
     return {
         "data_verified": all(f.get("writer") == v.canary for f in fresh),
         "consistent": bool(check["consistent"]),
@@ -311,6 +358,9 @@ def verify(w: World, v: Vnf, run: dict[str, Any], failure: float) -> dict[str, A
         "newest_canary": newest,
         "data_loss_s": failure - newest,
         "last_write_before_failure": last,
+        "last_write_at_capture": at_capture,
+        "log_data_loss_s": None if at_capture is None else failure - at_capture,
+        "write_interval_s": 1.0 / CANARY_RATE,
         "restored_volumes": vols,
     }
 
