@@ -141,6 +141,7 @@ async def run(settings: Settings) -> None:
     from liferaft.clouds import Cloud, OpenStackCloud, clouds_for
     from liferaft.engine.controller import Controller
     from liferaft.engine.hooks import KillHooks
+    from liferaft.engine.leadership_tooz import make_leadership
     from liferaft.engine.simclock import SimulatorClock
     from liferaft.recovery.runtime import DrRuntime
     from liferaft.store import Store
@@ -158,6 +159,8 @@ async def run(settings: Settings) -> None:
         role=settings.leadership.role,
         ttl=settings.leadership.lease_seconds,
         hooks=KillHooks.from_env(),
+        # The store's lease, or a tooz coordinator in front of it (docs/engine.md).
+        leadership=make_leadership(settings, store, clock),
     )
     services = Services(clock=clock, cloud=cloud, store=store, leadership=controller.leadership)
     app = create_app(settings, services)
