@@ -166,13 +166,16 @@ def lower_bound(
             if pos > n_fine * fine_s or h <= 0:
                 continue
             # node j counts it in hle when pos <= j fine, in hlt when pos < j fine
-            j_le = max(0, math.ceil(pos / fine_s - 1e-9))
+            # (increments here, prefix sums below)
+            cls.hle[max(0, math.ceil(pos / fine_s - 1e-9))] += h
             j_lt = max(0, math.floor(pos / fine_s + 1e-9) + 1)
-            for j in range(j_le, n_fine + 1):
-                cls.hle[j] += h
-            for j in range(j_lt, n_fine + 1):
-                cls.hlt[j] += h
+            if j_lt <= n_fine:
+                cls.hlt[j_lt] += h
     cl = list(classes.values())
+    for c in cl:
+        for arr in (c.hle, c.hlt):
+            for j in range(1, n_fine + 1):
+                arr[j] += arr[j - 1]
 
     # budget integral at window grid nodes
     n_b = math.ceil(horizon_s / budget_step_s)
