@@ -472,10 +472,22 @@ class OpenStackCloud:
         await self._run(f"start server {server_id}", lambda c: c.compute.start_server(server_id))
 
     async def evacuate_server(self, server_id: str, *, host: str | None = None) -> None:
-        await self._run(
-            f"evacuate server {server_id}",
-            lambda c: c.compute.evacuate_server(server_id, host=host),
-        )
+        def call(c: openstack.connection.Connection) -> None:
+            # From compute 2.95 Nova stops every evacuated instance at its new
+            # host, so a running one would need a start (a stop and a start
+            # charged on every evacuation).  Liferaft evacuates only from a
+            # host whose power-off it read back, so it asks at 2.94, where an
+            # instance keeps the power state it had; older clouds negotiate.
+            if _max_microversion(c, "compute") >= (2, 94):
+                body: dict[str, Any] = {"evacuate": {} if host is None else {"host": host}}
+                resp = c.compute.post(
+                    f"/servers/{server_id}/action", json=body, microversion="2.94"
+                )
+                osx.raise_from_response(resp)
+            else:
+                c.compute.evacuate_server(server_id, host=host)
+
+        await self._run(f"evacuate server {server_id}", call)
 
     async def create_server_image(self, server_id: str, *, name: str, tag: Tag) -> Image:
         def call(c: openstack.connection.Connection) -> Image:
