@@ -23,6 +23,7 @@ Steps (each idempotent; cloud creates are found by their run/step tag on replay)
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
@@ -219,6 +220,9 @@ async def capture(deps: ProtectionDeps, ctx: StepContext) -> dict[str, Any]:
         consistency = "crash-consistent"
     frozen: list[str] = []
     snaps: dict[str, str] = {}
+    if consistency == "ordered-quiesce" and ctx.attempt > 1:
+        assert q is not None
+        await _thaw(q, cloud, order)
     try:
         if consistency == "ordered-quiesce":
             assert q is not None
@@ -262,6 +266,19 @@ async def capture(deps: ProtectionDeps, ctx: StepContext) -> dict[str, Any]:
         "snapshots": snaps,
         "order": order,
     }
+
+
+async def _thaw(q: Quiescer, cloud: Cloud, order: list[str]) -> None:
+    """Unquiesce every server, in reverse order, before an attempt after the first.
+
+    A controller killed while the guests were frozen never ran the
+    ``finally`` that thaws them: left alone they would stay frozen, and the
+    replay's quiesce would be refused (already quiesced).  A guest that is
+    not frozen refuses the unquiesce; that is what we want, so it is ignored.
+    """
+    for sid in reversed(order):
+        with contextlib.suppress(GiveUp, RetryLater):
+            await q.unquiesce(cloud, sid)
 
 
 async def backup(deps: ProtectionDeps, ctx: StepContext, index: int) -> dict[str, Any]:
