@@ -280,3 +280,58 @@ def test_checkpoint_survives_a_kill_at_each_cloud_create(world: DrWorld) -> None
                 ]
             ),
         )
+
+
+def test_retention_after_a_failed_checkpoint_prunes_the_whole_chain(world: DrWorld) -> None:
+    """A checkpoint that failed after its backup landed: the next incremental is made on
+    that backup (the cloud chains on a volume's newest backup), so pruning the chain must
+    take the failed checkpoint's backup too, newest first, or the cloud refuses."""
+    w = world
+    vm = build_vm(w, "rf", volumes=1, canary="single", rate=4.0)
+    vid = vm["volumes"][0]
+    w.api(
+        "east",
+        "PUT",
+        "/v1/policies/rf",
+        {**MANUAL, "retention_count": 1, "chain_length": 2, "consistency": "crash-consistent"},
+    )
+    g = w.api("east", "POST", "/v1/groups", {"name": "rf", "policy": "rf"})
+    w.api("east", "POST", "/v1/groups/rf/members", {"kind": "volume", "id": vid})
+    c1 = w.wait_settled(g["id"])[-1]
+    assert c1["state"] == "complete"
+
+    # West's APIs fail: the backup lands in west's object store (the backup service's own
+    # path), the manifest cannot be written, the checkpoint fails.
+    w.ctl("POST", "/control/faults", {"kind": "api-errors", "target": "west", "rate": 1.0})
+    try:
+        c2 = w.api("east", "POST", "/v1/groups/rf/checkpoints")
+        failed = until(
+            "the checkpoint to fail",
+            lambda: next(
+                (
+                    c
+                    for c in w.checkpoints(g["id"])
+                    if c["id"] == c2["id"] and c["state"] == "failed"
+                ),
+                None,
+            ),
+        )
+    finally:
+        w.ctl("POST", "/control/heal", {"kind": "api-errors", "target": "west"})
+    assert "manifest" in failed["error"], failed
+    # A new chain starts after the failure (a full backup): nothing is made on the failed
+    # checkpoint's backup, which retention deletes before the checkpoints it depends on.
+    c3 = w.checkpoint(g["id"])
+    assert c3["parent_id"] is None
+    c4 = w.checkpoint(g["id"])
+    assert c4["parent_id"] == c3["id"]
+    cps = {c["id"]: c for c in w.wait_settled(g["id"])}
+    assert [cps[c]["state"] for c in (c1["id"], c2["id"], c3["id"], c4["id"])] == [
+        "pruned",
+        "pruned",
+        "complete",
+        "complete",
+    ], cps
+    assert "manifest" in cps[c2["id"]]["error"]
+    ours = {b.id for b in backups(w).values() if b.volume_id == vid}
+    assert ours == {c3["volumes"][vid]["backup_id"], c4["volumes"][vid]["backup_id"]}, ours

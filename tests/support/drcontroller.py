@@ -252,24 +252,33 @@ class DrWorld:
         cp = self.api("east", "POST", f"/v1/groups/{group}/checkpoints")
         return self.wait_checkpoint(group, cp["id"])
 
-    def wait_checkpoint(self, group: str, cid: str) -> dict[str, Any]:
-        def settled() -> dict[str, Any] | None:
-            c = next(c for c in self.checkpoints(group) if c["id"] == cid)
-            return c if c["state"] != "pending" else None
+    def workflow_state(self, workflow_id: str, site: str = "east") -> str | None:
+        """A workflow's state, from the controller's event log (``None`` before it starts)."""
+        events = self.api(site, "GET", f"/v1/events?workflow={workflow_id}&limit=1000")["events"]
+        states = [e["to_state"] for e in events if e["subject"] == "workflow"]
+        return states[-1] if states else None
 
-        c: dict[str, Any] = until(f"checkpoint {cid}", settled)
+    def wait_checkpoint(self, group: str, cid: str) -> dict[str, Any]:
+        """Wait until the checkpoint's workflow ended (retention included); it must be done."""
+        until(f"checkpoint {cid}", lambda: self.workflow_state(cid) in SETTLED)
+        c = next(c for c in self.checkpoints(group) if c["id"] == cid)
         assert c["state"] in ("complete", "pruned"), c
+        assert self.workflow_state(cid) == "done", c
         return c
 
     def wait_settled(self, group: str) -> list[dict[str, Any]]:
-        """Every checkpoint of the group settled; returns them, oldest first."""
+        """Every checkpoint of the group settled, its workflow ended; oldest first."""
 
         def settled() -> list[dict[str, Any]] | None:
             cps = self.checkpoints(group)
-            return cps if cps and all(c["state"] != "pending" for c in cps) else None
+            if not cps or any(c["state"] == "pending" for c in cps):
+                return None
+            if any(self.workflow_state(c["workflow_id"]) not in SETTLED for c in cps):
+                return None
+            return cps
 
-        out: list[dict[str, Any]] = until("checkpoints to settle", settled)
-        return out
+        until("checkpoints to settle", settled)
+        return self.checkpoints(group)
 
     # -- recovery ------------------------------------------------------------------------
     def wait_run(self, run_id: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from liferaft.errors import GiveUp
 from liferaft.store import Store
 from liferaft.store.db import make_engines
+from liferaft.store.models import ResourceRow
 from liferaft.store.protection import CheckpointRow, GroupRow, MemberRow, PolicyRow, RunRow
 
 from .model import (
@@ -298,6 +299,20 @@ class Catalog:
     def latest_checkpoint(self, group_id: str) -> Checkpoint | None:
         cps = self.list_checkpoints(group_id=group_id)
         return cps[-1] if cps else None
+
+    def made_backups(self, checkpoint_id: str) -> list[str]:
+        """The backups a checkpoint's workflow made, oldest first (the engine's resource ledger).
+
+        For a checkpoint that failed after some of its backups landed: its row
+        records no backups, the ledger does.
+        """
+        q = (
+            select(ResourceRow.cloud_id)
+            .where(ResourceRow.run_id == checkpoint_id, ResourceRow.kind == "backup")
+            .order_by(ResourceRow.id)
+        )
+        with self._read() as conn:
+            return list(conn.execute(q).scalars())
 
     # -- recovery runs ---------------------------------------------------------
     def create_run(self, **values: Any) -> dict[str, Any]:

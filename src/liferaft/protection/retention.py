@@ -11,6 +11,12 @@ Rules (:func:`to_prune`, a pure function):
 Pruning deletes a checkpoint's backups at the protected site (newest first,
 so no backup with dependents is deleted before them) and its manifest at the
 recovery site, then marks it ``pruned``.
+
+A failed checkpoint may have left backups (say its manifest could not be
+written).  Nothing is made on them (the next checkpoint starts a new chain),
+but they depend on older backups, so they are deleted first, before any
+checkpoint they may depend on, and the failed checkpoint is marked
+``pruned`` too (its error is kept).
 """
 
 from __future__ import annotations
@@ -54,6 +60,14 @@ async def retention_step(deps: Any, ctx: StepContext) -> list[str]:
     cps = catalog.list_checkpoints(group_id=p["group_id"])
     pruned: list[str] = []
     site = deps.cloud(p["site"])
+    for cp in reversed(cps):  # newest first
+        if cp.state != "failed" or cp.id == p["checkpoint_id"]:
+            continue
+        for backup_id in reversed(catalog.made_backups(cp.id)):
+            await site.delete_backup(backup_id)
+            await _gone(deps, site, backup_id)
+        catalog.update_checkpoint(cp.id, state="pruned")
+        pruned.append(cp.id)
     for cp in to_prune(cps, policy, deps.clock.now()):
         for vol in cp.volumes.values():
             await site.delete_backup(vol["backup_id"])

@@ -89,8 +89,19 @@ class ProtectionService:
         parent = done[-1] if done else None
         vols = sorted(m.cloud_id for m in g.volumes)
         chain_len = len([c for c in done if parent and c.chain_id == parent.chain_id])
+        # The cloud makes an incremental backup on the volume's newest backup, which is
+        # the parent's only if no checkpoint since left one: after a failed (or still
+        # running) checkpoint a new chain starts, so nothing is ever made on a backup
+        # that retention does not know as part of a chain.
+        since = [
+            c
+            for c in self.catalog.list_checkpoints(group_id=g.id)
+            if parent is not None and c.requested_at > parent.requested_at
+        ]
         if parent is not None and (
-            sorted(parent.volumes) != vols or chain_len >= policy.chain_length
+            sorted(parent.volumes) != vols
+            or chain_len >= policy.chain_length
+            or any(c.state != "complete" for c in since)
         ):
             parent = None
         return {
