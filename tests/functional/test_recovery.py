@@ -154,6 +154,22 @@ def test_east_lost_recovered_at_west_same_addresses_data_verified(world: DrWorld
     assert r.returncode == 1 and "needs an operator to declare it down" in r.stderr, r.stderr
     assert w.api("west", "GET", "/v1/recovery/runs")["runs"] == []
 
+    # A port half made by a controller killed between Neutron's create and its tag call:
+    # app's name and MAC, no tag, bound to nothing.  The recovery adopts it (a second
+    # create would be refused: the MAC is in use).
+    ((app_mac, app_ips),) = east_addr[app["id"]]
+    c = w.sim.connect("west")
+    try:
+        net = c.network.find_network("private", ignore_missing=False)
+        half = c.network.create_port(
+            network_id=net.id,
+            name="app-p0",
+            mac_address=app_mac,
+            fixed_ips=[{"ip_address": ip} for ip in app_ips],
+        )
+    finally:
+        c.close()
+
     run = w.api("west", "POST", "/v1/recovery", {"datacenter": "east", "declare_down": "east"})
     final = w.wait_run(run["id"])
     assert final["state"] == "done", (final["failed_steps"], final["error"])
@@ -173,6 +189,7 @@ def test_east_lost_recovered_at_west_same_addresses_data_verified(world: DrWorld
         for sid in (db["id"], app["id"]):
             assert c.compute.get_server(by_source[sid]).status == "ACTIVE"
             assert addresses(w, "west", by_source[sid]) == east_addr[sid]
+        assert [p.id for p in c.network.ports(device_id=by_source[app["id"]])] == [half.id]
         restored = {v["source"]: v["volume_id"] for v in rep["volumes"]}
         for v in db["volumes"]:
             vol = c.block_storage.get_volume(restored[v])
@@ -226,6 +243,7 @@ def test_recovery_survives_a_kill_at_each_cloud_create(world: DrWorld) -> None:
         ctl = w.ctls["west"]
         got = until("west to die or settle the run", lambda ctl=ctl: settled_or_dead(w, ctl))
         if got == "settled":
+            assert ctl.alive()
             break
         assert ctl.wait_dead() == -9
         kills += 1
