@@ -99,16 +99,20 @@ def kill_at_every_hook(sim: SimProcess, store_url: str, tmp_path: Path, specs: l
 
     for i, spec in enumerate(kills):
         ctl = incarnation(i, spec)
-        rc = ctl.wait()
-        ctl.stop()
+        try:
+            rc = ctl.wait()
+        finally:
+            ctl.stop()  # never leave a controller behind, whatever failed
         assert rc == -signal.SIGKILL, f"{spec}: expected to die there, exit {rc}\n{ctl.lines}"
         assert_no_duplicates(sim)
         sim.advance(TTL + 1)  # the dead leader's lease expires
 
     last = incarnation(len(kills), None)
-    out = last.expect("settled")
-    assert last.wait() == 0
-    last.stop()
+    try:
+        out = last.expect("settled")
+        assert last.wait() == 0
+    finally:
+        last.stop()
     state, _, detail = out.partition(" ")
     assert state == "done", out
     assert json.loads(detail)["epoch"] == len(kills) + 1

@@ -153,8 +153,7 @@ class Controller:
         """Stop acting and release the lease (a clean shutdown)."""
         self._stop.set()
         if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task})
 
     async def wait_leading(self) -> None:
         """Return once this controller leads."""
@@ -250,7 +249,8 @@ class Controller:
                 try:
                     self.leadership.fence()
                     todo = self.store.list_workflows(role=self.role, states=list(UNFINISHED))
-                except NotLeader:
+                except (NotLeader, RetryLater):
+                    # Lost, or the clock/store cannot be read: stop acting (run() backs off).
                     raise
                 except Exception:
                     # A store hiccup outside any step: keep leading, try again.
@@ -267,15 +267,18 @@ class Controller:
                 ticker = asyncio.create_task(self.clock.sleep(self.poll))
                 try:
                     await asyncio.wait({waker, ticker}, return_when=asyncio.FIRST_COMPLETED)
+                    failed = (
+                        ticker.exception() if ticker.done() and not ticker.cancelled() else None
+                    )
+                    if failed is not None:
+                        # The clock failed (e.g. the simulator is gone): never spin on it.
+                        raise failed
                 finally:
                     await _cancel(waker)
                     await _cancel(ticker)
         finally:
             for task in driving.values():
-                task.cancel()
-            for task in driving.values():
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                await _cancel(task)
 
     def _settle(self, wf_id: str, task: asyncio.Task[Any]) -> None:
         if task.cancelled():
@@ -288,10 +291,17 @@ class Controller:
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and wait for it to end.
+
+    ``asyncio.wait`` rather than ``await task`` under ``suppress(CancelledError)``:
+    the latter also swallows a cancellation aimed at the *caller* while it waits,
+    and a controller told to stop would then go on driving workflows forever.
+    """
     if not task.done():
         task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
+    await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()  # retrieved here; callers look at the task when it matters
 
 
 __all__ = ["SETTLED", "Controller", "DriverNeed", "check_drivers"]
