@@ -219,9 +219,8 @@ async def run(settings: Settings) -> None:
     finally:
         for t in tasks:
             t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        if tasks:
+            await asyncio.wait(tasks)
         # Cancels the workflows it drives and releases the lease: a successor takes over at once.
         with contextlib.suppress(Exception):
             await controller.stop()

@@ -215,9 +215,9 @@ class HaService:
                 await m.stop()
         for t in list(self._tasks):
             t.cancel()
-        for t in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        if self._tasks:
+            # asyncio.wait: a cancellation of stop() itself is not swallowed.
+            await asyncio.wait(list(self._tasks))
 
     def _ensure_rows(self) -> dict[str, hastore.HaHost]:
         now = self.clock.now()
