@@ -54,10 +54,29 @@ def load_allowed(path: Path = HERE / "allowed_differences.yaml") -> list[dict[st
     return list(entries)
 
 
+def _without(history: list[Any], drop: set[str]) -> list[Any]:
+    """``history`` without the dropped states.
+
+    A plain name (``deleting``) is dropped wherever it appears; ``S@A>B`` drops
+    state ``S`` only where it sits between ``A`` and ``B`` (a transient step a
+    poll may or may not see, and nowhere else).
+    """
+    plain = {d for d in drop if "@" not in d}
+    ctx = {tuple([d.split("@")[0], *d.split("@")[1].split(">")]) for d in drop if "@" in d}
+    out = []
+    for i, x in enumerate(history):
+        prev = history[i - 1] if i > 0 else None
+        nxt = history[i + 1] if i + 1 < len(history) else None
+        if x in plain or (x, prev, nxt) in ctx:
+            continue
+        out.append(x)
+    return out
+
+
 def _same_without(real: Any, sim: Any, drop: set[str]) -> bool:
     if not (isinstance(real, list) and isinstance(sim, list)):
         return False
-    return [x for x in real if x not in drop] == [x for x in sim if x not in drop]
+    return _without(real, drop) == _without(sim, drop)
 
 
 def explain(
