@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -54,6 +56,20 @@ def _events(d: dict[str, Any]) -> str:
     )
 
 
+def _show(
+    path: str,
+    render: Callable[[Any], str],
+    url: str | None,
+    token: str | None,
+    cloud: str | None,
+    config: Path | None,
+    as_json: bool,
+) -> None:
+    """GET one read-only HA resource and print it (text or --json)."""
+    with handle_errors():
+        output(connect(url=url, token=token, cloud=cloud, config=config).get(path), as_json, render)
+
+
 @app.command("status")
 def status(
     url: UrlOpt = None,
@@ -63,12 +79,7 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Monitors, breaker, silent hosts."""
-    with handle_errors():
-        output(
-            connect(url=url, token=token, cloud=cloud, config=config).get("/v1/ha/status"),
-            as_json,
-            _status,
-        )
+    _show("/v1/ha/status", _status, url, token, cloud, config, as_json)
 
 
 @app.command("segments")
@@ -80,12 +91,7 @@ def segments(
     as_json: JsonOpt = False,
 ) -> None:
     """Failover segments."""
-    with handle_errors():
-        output(
-            connect(url=url, token=token, cloud=cloud, config=config).get("/v1/ha/segments"),
-            as_json,
-            _segments,
-        )
+    _show("/v1/ha/segments", _segments, url, token, cloud, config, as_json)
 
 
 @app.command("hosts")
@@ -97,12 +103,7 @@ def hosts(
     as_json: JsonOpt = False,
 ) -> None:
     """Watched hosts and their lifecycle."""
-    with handle_errors():
-        output(
-            connect(url=url, token=token, cloud=cloud, config=config).get("/v1/ha/hosts"),
-            as_json,
-            _hosts,
-        )
+    _show("/v1/ha/hosts", _hosts, url, token, cloud, config, as_json)
 
 
 @app.command("events")

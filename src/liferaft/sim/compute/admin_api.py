@@ -44,7 +44,8 @@ def routes(site: Site) -> list[BaseRoute]:
 
     def force_down(host: Host, forced: bool) -> None:
         if not forced and "done" in host.evacuations.values():
-            # Nova's _check_for_evacuations (a 400, "TODO: 409 under a new microversion")
+            # Nova's _check_for_evacuations answers 400 (its own note plans a 409 for a
+            # later microversion)
             raise ApiError(
                 400,
                 f"Unable to force up host {host.name} as `done` evacuation migration records "
