@@ -60,17 +60,30 @@ def test_protect_vm_and_volume_with_clear_errors_before_anything_changes(world: 
     before = groups(w)
     w.api("east", "PUT", "/v1/policies/pv", MANUAL)
 
+    # protect-vm protects the server's attached volumes with it (--no-volumes: the server alone).
     r = cli(w, "protect-vm", vm["id"], "--policy", "pv", "--json")
     assert r.returncode == 0, r.stderr
     g = json.loads(r.stdout)
     assert [m["cloud_id"] for m in g["servers"]] == [vm["id"]]
+    assert sorted(m["cloud_id"] for m in g["volumes"]) == sorted(vm["volumes"])
     assert g["site"] == "east" and g["recovery_site"] == "west"
-
-    r = cli(w, "protect-volume", vm["volumes"][0], "--policy", "pv", "--json")
+    # A server whose volume is protected already: refused, naming the volume, no group made.
+    alone = build_vm(w, "pv-alone", volumes=1, canary=None)
+    r = cli(w, "protect-volume", alone["volumes"][0], "--policy", "pv", "--json")
     assert r.returncode == 0, r.stderr
-    assert [m["cloud_id"] for m in json.loads(r.stdout)["volumes"]] == [vm["volumes"][0]]
+    assert [m["cloud_id"] for m in json.loads(r.stdout)["volumes"]] == [alone["volumes"][0]]
+    n = len(groups(w))
+    r = cli(w, "protect-vm", alone["id"], "--policy", "pv")
+    assert r.returncode == 1 and "already protected" in r.stderr and "--no-volumes" in r.stderr
+    with pytest.raises(ApiError) as e:
+        w.api("east", "POST", "/v1/protect/servers", {"server": alone["id"], "policy": "pv"})
+    assert e.value.status == 409 and alone["volumes"][0] in e.value.text
+    assert len(groups(w)) == n
+    r = cli(w, "protect-vm", alone["id"], "--policy", "pv", "--no-volumes", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["volumes"] == []
     after = groups(w)
-    assert len(after) == len(before) + 2
+    assert len(after) == len(before) + 3
 
     # An unknown server: the CLI says so in one line, exit 1, nothing created.
     r = cli(w, "protect-vm", "no-such-server")
@@ -79,7 +92,10 @@ def test_protect_vm_and_volume_with_clear_errors_before_anything_changes(world: 
     # The same volume again: a conflict naming the group that owns it.
     r = cli(w, "protect-volume", vm["volumes"][0])
     assert r.returncode == 1
-    assert "already protected" in r.stderr and f"volume-{vm['volumes'][0]}" in r.stderr
+    assert "already protected" in r.stderr and f"server-{vm['id']}" in r.stderr
+    # The same server again: a conflict.
+    r = cli(w, "protect-vm", alone["id"], "--no-volumes")
+    assert r.returncode == 1 and f"server-{alone['id']}" in r.stderr
     # An unknown policy for a volume not yet protected.
     with pytest.raises(ApiError) as e:
         w.api("east", "POST", "/v1/protect/volumes", {"volume": vm["volumes"][1], "policy": "x"})

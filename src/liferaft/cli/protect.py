@@ -34,16 +34,23 @@ def _group_line(g: dict[str, Any]) -> str:
 def protect_vm(
     server: Annotated[str, typer.Argument(help="Server id at the controller's site.")],
     policy: Annotated[str, typer.Option(help="Policy name.")] = "default",
+    volumes: Annotated[
+        bool,
+        typer.Option(
+            "--volumes/--no-volumes",
+            help="Protect the volumes attached to the server with it (the default).",
+        ),
+    ] = True,
     url: UrlOpt = None,
     token: TokenOpt = None,
     cloud: CloudOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Protect one server (ORBIT's protect_vm): it gets a group of its own."""
+    """Protect one server (ORBIT's protect_vm) and its attached volumes: a group of its own."""
     with handle_errors():
         g = connect(url=url, token=token, cloud=cloud, config=config).post(
-            "/v1/protect/servers", {"server": server, "policy": policy}
+            "/v1/protect/servers", {"server": server, "policy": policy, "volumes": volumes}
         )
     output(g, as_json, _group_line)
 

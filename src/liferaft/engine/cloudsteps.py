@@ -76,10 +76,25 @@ async def ensure_port(
     fixed_ips: list[tuple[str | None, str]] | None = None,
     mac_address: str | None = None,
 ) -> Port:
-    """The port ``name`` this step made (same fixed IPs and MAC if given), creating it if needed."""
+    """The port ``name`` this step made (same fixed IPs and MAC if given), creating it if needed.
+
+    Neutron tags a port after creating it (two calls, see the Cloud adapter):
+    a controller killed between them leaves a port with this step's name but
+    no tag.  A replay that looked for the tag alone would make a second port
+    (or be refused: the MAC or fixed IP is in use), so such a port is
+    adopted: same name, on the network, untagged, bound to nothing, and with
+    the requested MAC and fixed IPs where they were given.
+    """
+    want_ips = {ip for _subnet, ip in fixed_ips or ()}
 
     async def find(t: IdempotencyTag) -> Port | None:
-        return await cloud.find_port(t.name, cloud_tag(t))
+        found = await cloud.find_port(t.name, cloud_tag(t))
+        if found is not None:
+            return found
+        for p in await cloud.list_ports(network_id=network_id):
+            if half_made(p, t.name, mac_address=mac_address, ips=want_ips):
+                return p
+        return None
 
     async def create(t: IdempotencyTag) -> Port:
         return await cloud.create_port(
@@ -93,6 +108,15 @@ async def ensure_port(
     return await ctx.ensure_created(
         kind="port", name=name, find=find, create=create, cloud_id=_id, site=cloud.site
     )
+
+
+def half_made(port: Port, name: str, *, mac_address: str | None, ips: set[str]) -> bool:
+    """Whether ``port`` is one a killed create left untagged: ours by name, MAC and addresses."""
+    if port.name != name or port.tags or port.device_id:
+        return False
+    if mac_address is not None and port.mac_address != mac_address:
+        return False
+    return not ips or ips <= {f.ip_address for f in port.fixed_ips}
 
 
 async def ensure_server(
@@ -166,4 +190,5 @@ __all__ = [
     "ensure_port",
     "ensure_server",
     "ensure_volume",
+    "half_made",
 ]

@@ -22,7 +22,7 @@ from liferaft.errors import GiveUp, NotFound
 from liferaft.store import Store
 
 from .checkpoint import KIND, ProtectionDeps
-from .model import DEFAULT_POLICY, Checkpoint, Group, Member, Unknown
+from .model import DEFAULT_POLICY, Checkpoint, Conflict, Group, Member, Unknown
 
 log = logging.getLogger(__name__)
 
@@ -67,20 +67,50 @@ class ProtectionService:
         m = await self._member(kind, ref, tier=tier, rank=rank)
         return self.catalog.add_member(g, m, now=self.clock.now())
 
-    async def protect(self, kind: str, ref: str, *, policy: str = DEFAULT_POLICY) -> Group:
-        """ORBIT's protect_vm / protect_volume: the resource in a group of its own."""
+    async def protect(
+        self, kind: str, ref: str, *, policy: str = DEFAULT_POLICY, volumes: bool = True
+    ) -> Group:
+        """ORBIT's protect_vm / protect_volume: the resource in a group of its own.
+
+        A server is protected with the volumes attached to it (an operator
+        protecting a VM expects its data protected too) unless ``volumes`` is
+        false.  Every member is checked before anything is recorded: a
+        resource already protected is a :class:`~.model.Conflict` naming the
+        group that owns it, and no group is left behind.
+        """
         m = await self._member(kind, ref)
-        if self.catalog.find_member(self.site, kind, m.cloud_id) is not None:
-            raise_conflict = self.catalog.add_member  # reports the owning group
-            g0 = self.catalog.find_group(f"{kind}-{m.cloud_id}")
-            if g0 is not None:
-                raise_conflict(g0, m, now=self.clock.now())
+        self.catalog.get_policy(policy)
+        extra = await self._attached_volumes(m.cloud_id) if kind == "server" and volumes else []
+        for x in (m, *extra):
+            owner = self.catalog.find_member(self.site, x.kind, x.cloud_id)
+            if owner is not None:
+                g0 = self.catalog.find_group(owner.group_id)
+                raise Conflict(
+                    f"{x.kind} {x.name or x.cloud_id} ({x.cloud_id}) is already protected "
+                    f"(group {g0.name if g0 else owner.group_id!r})"
+                    + (" -- protect the server with --no-volumes" if x is not m else "")
+                )
         g = self.create_group(f"{kind}-{m.cloud_id}", policy=policy)
         try:
-            return self.catalog.add_member(g, m, now=self.clock.now())
+            for x in (m, *extra):
+                g = self.catalog.add_member(g, x, now=self.clock.now())
         except GiveUp:
             self.catalog.forget_group(g.id)
             raise
+        return g
+
+    async def _attached_volumes(self, server_id: str) -> list[Member]:
+        """The volumes attached to a server of this site, in device order."""
+        cloud = self.deps.cloud(self.site)
+        mine = [
+            (next(a.device or "" for a in v.attachments if a.server_id == server_id), v)
+            for v in await cloud.list_volumes()
+            if any(a.server_id == server_id for a in v.attachments)
+        ]
+        return [
+            Member(self.site, "volume", v.id, v.name, "")
+            for _dev, v in sorted(mine, key=lambda x: x[0])
+        ]
 
     # -- checkpoints ---------------------------------------------------------------
     def checkpoint_params(self, g: Group, checkpoint_id: str) -> dict[str, Any]:

@@ -21,12 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from liferaft.clouds.model import BackupRecord, Port, Server
+from liferaft.clouds.model import BackupRecord, Server
 from liferaft.clouds.port import Cloud, ResourceNotFound
 from liferaft.engine.clock import Clock
-from liferaft.engine.cloudsteps import cloud_tag, ensure_server, ensure_volume
+from liferaft.engine.cloudsteps import ensure_port, ensure_server, ensure_volume
 from liferaft.engine.executor import StepContext
-from liferaft.engine.idempotency import IdempotencyTag
 from liferaft.engine.workflow import RetryPolicy, StepDef, WorkflowDef
 from liferaft.errors import GiveUp, RetryLater
 from liferaft.protection.checkpoint import wait_until
@@ -125,53 +124,6 @@ async def restore(deps: RecoveryDeps, ctx: StepContext, gi: int, vi: int) -> dic
     return {"source": vol["id"], "volume_id": target.id, "backup_id": backup.id, "restored": True}
 
 
-async def _ensure_port(
-    ctx: StepContext,
-    cloud: Cloud,
-    *,
-    name: str,
-    network_id: str,
-    fixed_ips: list[tuple[str | None, str]],
-    mac_address: str,
-) -> Port:
-    """The port this step made, with the manifest's MAC; found by its tag, or by name and MAC.
-
-    Neutron tags a port after creating it (two calls): a controller killed
-    between them leaves a port that carries our name and the manifest's MAC
-    but no tag.  A replay that looked for the tag alone would create it
-    again and be refused (the MAC is in use); such a port -- same name and
-    MAC, on the network, untagged, bound to nothing -- is the one this step
-    made, so it is adopted.
-    """
-
-    async def find(t: IdempotencyTag) -> Port | None:
-        found = await cloud.find_port(t.name, cloud_tag(t))
-        if found is not None:
-            return found
-        for p in await cloud.list_ports(network_id=network_id):
-            if p.name == t.name and p.mac_address == mac_address and not p.tags and not p.device_id:
-                return p
-        return None
-
-    async def create(t: IdempotencyTag) -> Port:
-        return await cloud.create_port(
-            name=t.name,
-            tag=cloud_tag(t),
-            network_id=network_id,
-            fixed_ips=fixed_ips,
-            mac_address=mac_address,
-        )
-
-    port: Port = await ctx.ensure_created(
-        kind="port", name=name, find=find, create=create, cloud_id=_port_id, site=cloud.site
-    )
-    return port
-
-
-def _port_id(p: Port) -> str:
-    return p.id
-
-
 async def ports(deps: RecoveryDeps, ctx: StepContext, gi: int, si: int) -> list[dict[str, Any]]:
     srv = ctx.params["groups"][gi]["manifest"]["servers"][si]
     out = []
@@ -182,7 +134,7 @@ async def ports(deps: RecoveryDeps, ctx: StepContext, gi: int, si: int) -> list[
                 f"{deps.site}: no network named {p['network_name']!r} for port {p['id']} "
                 f"of server {srv['name']}"
             )
-        port = await _ensure_port(
+        port = await ensure_port(
             ctx,
             deps.cloud,
             name=f"{srv['name']}-p{pi}",

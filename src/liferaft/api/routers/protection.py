@@ -1,7 +1,7 @@
 """Protection routes: protect servers and volumes, groups, policies, checkpoints.
 
 =======  ==================================  =============================================
-POST     /v1/protect/servers                 ORBIT's protect_vm: ``{"server", "policy"}``
+POST     /v1/protect/servers                 ORBIT's protect_vm: ``{"server", "policy", "volumes"}``
 POST     /v1/protect/volumes                 ORBIT's protect_volume: ``{"volume", "policy"}``
 GET      /v1/groups                          protection groups of this site
 POST     /v1/groups                          ``{"name", "policy"}``
@@ -74,6 +74,9 @@ async def blocking(fn: Callable[[], T]) -> T:
 class ProtectServer(BaseModel):
     server: str = Field(min_length=1, description="Server id at this site.")
     policy: str = Field(default="default", min_length=1)
+    volumes: bool = Field(
+        default=True, description="Protect the volumes attached to the server with it."
+    )
 
 
 class ProtectVolume(BaseModel):
@@ -108,7 +111,11 @@ class PolicyIn(BaseModel):
 @router.post("/protect/servers", status_code=201, summary="Protect a server (protect_vm)")
 async def protect_server(body: ProtectServer, request: Request) -> dict[str, Any]:
     dr = runtime(request)
-    g = await call(lambda: dr.protection.protect("server", body.server, policy=body.policy))
+    g = await call(
+        lambda: dr.protection.protect(
+            "server", body.server, policy=body.policy, volumes=body.volumes
+        )
+    )
     return g.to_dict()
 
 
