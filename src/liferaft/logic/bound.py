@@ -41,7 +41,23 @@ achieves ratio ``r`` when every group's RPO stays ``<= r * T_g`` on
    ``sum D >= S - f_g L_g sum_j h_j`` over the boundaries in the span:
    a much tighter figure when pieces are short, as the ``kappa`` one
    credits half the overwrite to every piece.
-5. Summing over groups, ``need(a, b) = sum_g kappa_g S_g(a, b - r T_g)``
+   **Separated heavy windows.** ``kappa`` credits every piece with the
+   mean of the windows it overlaps; where window sizes are skewed (real
+   traces: one busy half-hour among quiet ones) a piece's ``M`` is far
+   above that mean. For any weights ``alpha_k >= 0`` such that the windows
+   one piece can overlap have ``sum alpha_k <= 1``, ``M(P) >= sum_k
+   alpha_k c_k(P)`` (``c_k(P)`` window ``k``'s contribution to ``P``: a
+   sub-convex combination is at most the largest term), so summing over
+   the pieces ``sum M >= sum_k alpha_k u_k`` over the windows lying wholly
+   inside the span. A piece of length ``<= L_g`` overlaps windows ``i``
+   and ``j > i`` only if ``start_j - end_i < L_g``; so 0/1 weights on
+   windows pairwise at least ``L_g`` apart qualify, and the group ships at
+   least ``(1 - f_g) S_g + f_g W_g`` with ``W_g`` the summed unique bytes
+   of such a set inside ``(a, b - r T_g]``. The set is chosen once per
+   ``L_g`` for the whole day (the heaviest, by a weighted-interval DP);
+   restricted to a span it stays valid. The three figures are each a
+   lower bound on what the group ships; the largest is used.
+5. Summing over groups, ``need(a, b) = sum_g need_g(a, b - r T_g)``
    must fit ``int_a^b B(t) dt``.
 
 Every window gives a necessary condition, so checking any set of windows
@@ -55,14 +71,18 @@ ratio can be above it; never below.
 
 For speed, groups are pooled in classes of equal ``(T_g, f_g)`` and
 shortest-window bucket: a class uses the smallest ``o_g`` and ``w_g`` of
-its members (smaller ``kappa``,
-still valid) and the sum of their ``S_g`` and boundary terms sampled on a fine grid; ends
-of spans are rounded so that ``S`` is never overstated and the boundary
-terms never understated, so every rounding keeps the bound valid.
+its members (smaller ``kappa``, longer ``L``: sparser separated windows,
+still valid) and the sum of their ``S_g``, boundary terms and separated
+windows sampled on a fine grid; ends of spans are rounded so that ``S``
+and ``W`` are never overstated and the boundary terms never understated,
+so every rounding keeps the bound valid. Summing each figure over a class
+and then taking the largest is below the sum of the per-group largest:
+still valid.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -96,6 +116,38 @@ class _Class:
     cum: list[float]  # summed S of the members at fine grid nodes
     hle: list[float]  # summed boundary terms of the members at positions <= node
     hlt: list[float]  # ... at positions < node
+    traces: list[WindowTrace]
+
+
+def separated_windows(trace: WindowTrace, gap_s: float) -> list[int]:
+    """The heaviest set of windows pairwise at least ``gap_s`` apart (indices, in order).
+
+    ``j`` may follow ``i`` when ``start_j - end_i >= gap_s``: no interval of
+    length ``<= gap_s`` then overlaps both. Weighted interval scheduling
+    (each window stretched by ``gap_s``), exact, ``O(n log n)``.
+    """
+    st, en, un = trace.starts, trace.ends, trace.unique
+    n = len(st)
+    best = [0.0] * (n + 1)
+    back: list[int] = [-1] * n  # -1: window j not taken in best[j + 1]
+    for j in range(n):
+        p = bisect.bisect_right(en, st[j] - gap_s)  # windows < p end by start_j - gap
+        v = un[j] + best[p]
+        if v > best[j]:
+            best[j + 1] = v
+            back[j] = p
+        else:
+            best[j + 1] = best[j]
+    out = []
+    j = n
+    while j > 0:
+        if back[j - 1] >= 0:
+            out.append(j - 1)
+            j = back[j - 1]
+        else:
+            j -= 1
+    out.reverse()
+    return out
 
 
 #: Classes also split groups by their shortest window, so a few short windows
@@ -156,7 +208,9 @@ def lower_bound(
                 [0.0] * (n_fine + 1),
                 [0.0] * (n_fine + 1),
                 [0.0] * (n_fine + 1),
+                [],
             )
+        cls.traces.append(g.trace)
         cls.overhead = min(cls.overhead, g.overhead_s)
         cls.window = min(cls.window, g.trace.min_window_s)
         base = g.trace.cumulative(0.0)
@@ -200,41 +254,79 @@ def lower_bound(
     a_idx = [min(n_fine, math.ceil(t / fine_s - 1e-9)) for t in nodes]
     a_floor = [min(n_fine, math.floor(t / fine_s + 1e-9)) for t in nodes]
 
+    sep_cache: dict[tuple[int, float], tuple[list[float], list[float]]] = {}
+
+    def separated(ci: int, c: _Class, length: float) -> tuple[list[float], list[float]]:
+        """Summed separated windows of the class: (ending by fine node j, starting before node i)."""
+        key = (ci, length)
+        hit = sep_cache.get(key)
+        if hit is not None:
+            return hit
+        ends_at = [0.0] * (n_fine + 1)
+        starts_before = [0.0] * len(nodes)
+        for tr in c.traces:
+            for k in separated_windows(tr, length):
+                s, e, u = tr.starts[k], tr.ends[k], tr.unique[k]
+                if s < 0.0 or u <= 0.0:
+                    continue  # only windows inside the day count
+                j = math.ceil(e / fine_s - 1e-9)  # counted from the first node >= its end
+                if j <= n_fine:
+                    ends_at[j] += u
+                    i = bisect.bisect_right(nodes, s)  # started before nodes[i:]
+                    if i < len(nodes):
+                        starts_before[i] += u
+        for j in range(1, n_fine + 1):
+            ends_at[j] += ends_at[j - 1]
+        for i in range(1, len(nodes)):
+            starts_before[i] += starts_before[i - 1]
+        if len(sep_cache) > 256:
+            sep_cache.clear()
+        sep_cache[key] = (ends_at, starts_before)
+        return ends_at, starts_before
+
     def check(r: float) -> tuple[bool, tuple[float, float] | None, float, float]:
         kappas = []
         refine = []  # f * L when pieces cannot hold two boundaries, else 0
-        for c in cl:
+        seps = []
+        for ci, c in enumerate(cl):
             length = r * c.target - c.overhead
             if length <= 0:
                 return False, None, math.inf, 0.0
             k = math.ceil(length / c.window) + 1
             kappas.append((1.0 - c.overwrite) + c.overwrite / k)
             refine.append(c.overwrite * length if length <= c.window else 0.0)
+            seps.append(separated(ci, c, length) if c.overwrite > 0 else None)
         for ib in range(1, len(nodes)):
             b = nodes[ib]
             # per class: S at b - r T (rounded down to the fine grid), and the
             # boundary terms up to it (rounded up: more boundaries, less need)
             ends = []
-            for c, kap, fl in zip(cl, kappas, refine, strict=True):
+            for c, kap, fl, sep in zip(cl, kappas, refine, seps, strict=True):
                 x = b - r * c.target
                 if x <= 0:
-                    ends.append((x, 0.0, 0.0, kap, fl, c))
+                    ends.append((x, 0.0, 0.0, 0.0, kap, fl, c, sep))
                     continue
                 j = min(n_fine, math.floor(x / fine_s + 1e-9))
                 jc = min(n_fine, math.ceil(x / fine_s - 1e-9))
-                ends.append((x, c.cum[j], c.hle[jc], kap, fl, c))
+                wx = sep[0][j] if sep is not None else 0.0
+                ends.append((x, c.cum[j], c.hle[jc], wx, kap, fl, c, sep))
             for ia in range(ib):
                 a = nodes[ia]
                 ja = a_idx[ia]
                 jaf = a_floor[ia]
                 need = 0.0
-                for x, sx, hx, kap, fl, c in ends:
+                for x, sx, hx, wx, kap, fl, c, sep in ends:
                     if x >= a:
                         d = sx - c.cum[ja]
                         if d > 0:
                             v = kap * d
                             if fl > 0:
                                 v = max(v, d - fl * (hx - c.hlt[jaf]))
+                            if sep is not None:
+                                # separated windows ending by x, less those starting before a
+                                w = wx - sep[1][ia]
+                                if w > 0:
+                                    v = max(v, (1.0 - c.overwrite) * d + c.overwrite * w)
                             need += v
                 avail = bud_nodes[ib] - bud_nodes[ia]
                 if need > avail * (1.0 + 1e-12) + 1e-6:
