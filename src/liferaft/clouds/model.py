@@ -262,3 +262,28 @@ class TokenInfo:
     project_name: str | None
     roles: tuple[str, ...]
     expires_at: str
+
+
+@dataclass(frozen=True)
+class Flavor:
+    """A compute flavor (sizes are what Placement allocates for one server)."""
+
+    id: str
+    name: str
+    vcpus: int
+    ram_mb: int
+    disk_gb: int = 0
+
+
+@dataclass(frozen=True)
+class Quota:
+    """One quota of the logged-in project: ``limit`` (-1: unlimited) and what is ``in_use``."""
+
+    service: str  # compute, volume, network
+    resource: str  # instances, cores, ram, volumes, gigabytes, port, ...
+    limit: int
+    in_use: int
+
+    @property
+    def free(self) -> float:
+        return float("inf") if self.limit < 0 else float(self.limit - self.in_use)

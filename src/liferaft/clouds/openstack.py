@@ -24,7 +24,7 @@ import openstack.config
 from keystoneauth1 import exceptions as ksa
 from openstack import exceptions as osx
 
-from liferaft.errors import GiveUp, RetryLater
+from liferaft.errors import GiveUp, NeedsHuman, RetryLater
 
 from .errors import convert
 from .model import (
@@ -35,6 +35,7 @@ from .model import (
     ComputeService,
     Endpoint,
     FixedIP,
+    Flavor,
     Hypervisor,
     IdentityInfo,
     Image,
@@ -42,6 +43,7 @@ from .model import (
     NetworkAgent,
     Port,
     ProviderCapacity,
+    Quota,
     Server,
     Snapshot,
     Tag,
@@ -832,6 +834,54 @@ class OpenStackCloud:
             f"delete image {image_id}",
             lambda c: c.image.delete_image(image_id, ignore_missing=True),
         )
+
+    # -- what a recovery plan is checked against ---------------------------------
+    async def list_flavors(self) -> list[Flavor]:
+        def call(c: openstack.connection.Connection) -> list[Flavor]:
+            return [
+                Flavor(
+                    id=str(f.id),
+                    name=f.name or "",
+                    vcpus=int(f.vcpus or 0),
+                    ram_mb=int(f.ram or 0),
+                    disk_gb=int(f.disk or 0),
+                )
+                for f in c.compute.flavors(details=True)
+            ]
+
+        return await self._run("list flavors", call)
+
+    async def list_volume_types(self) -> list[str]:
+        return await self._run(
+            "list volume types", lambda c: sorted(str(t.name) for t in c.block_storage.types())
+        )
+
+    async def quotas(self) -> list[Quota]:
+        """Compute ``os-quota-sets/{p}/detail`` (2.1), Block Storage ``os-quota-sets/{p}?usage=true``
+        (v3) and Networking ``quotas/{p}/details`` (extension ``quota_details``, Pike)."""
+
+        def call(c: openstack.connection.Connection) -> list[Quota]:
+            pid = c.current_project_id
+            out: list[Quota] = []
+            for service, proxy, path, key in (
+                ("compute", c.compute, f"/os-quota-sets/{pid}/detail", "quota_set"),
+                ("volume", c.block_storage, f"/os-quota-sets/{pid}?usage=true", "quota_set"),
+                ("network", c.network, f"/quotas/{pid}/details", "quota"),
+            ):
+                r = proxy.get(path, raise_exc=False)
+                if r.status_code == 404:
+                    continue  # this service does not offer its quota API
+                if r.status_code >= 400:
+                    what = f"{self.site}: {service} quotas: HTTP {r.status_code} {r.text[:200]}"
+                    if r.status_code >= 500:
+                        raise RetryLater(what)
+                    raise (NeedsHuman if r.status_code in (401, 403) else GiveUp)(what)
+                for name, v in (r.json().get(key) or {}).items():
+                    if isinstance(v, dict) and "limit" in v:
+                        out.append(Quota(service, name, int(v["limit"]), int(v.get("in_use") or 0)))
+            return out
+
+        return await self._run("read quotas", call)
 
     # -- compute hosts and capacity ----------------------------------------------
     async def list_compute_services(self, *, host: str | None = None) -> list[ComputeService]:

@@ -26,12 +26,14 @@ from .model import (
     Backup,
     BackupRecord,
     ComputeService,
+    Flavor,
     Hypervisor,
     IdentityInfo,
     Image,
     NetworkAgent,
     Port,
     ProviderCapacity,
+    Quota,
     Server,
     Snapshot,
     Tag,
@@ -194,6 +196,22 @@ class Cloud(Protocol):
 
     async def download_image(self, image_id: str) -> bytes: ...
     async def delete_image(self, image_id: str) -> None: ...
+
+    # -- what a recovery plan is checked against ---------------------------------
+    async def list_flavors(self) -> list[Flavor]:
+        """The flavors the logged-in project may use."""
+        ...
+
+    async def list_volume_types(self) -> list[str]:
+        """The names of the volume types the logged-in project may use."""
+        ...
+
+    async def quotas(self) -> list[Quota]:
+        """The logged-in project's compute, volume and network quotas with their usage.
+
+        A service that does not offer its quota API is left out (not an error).
+        """
+        ...
 
     # -- compute hosts and capacity ----------------------------------------------
     async def list_compute_services(self, *, host: str | None = None) -> list[ComputeService]: ...

@@ -443,6 +443,32 @@ class HaSettings(Section):
         return self
 
 
+class RecoveryMappings(Section):
+    """What a protected site's names become at this (recovery) site, for one site pair.
+
+    Keys are names or ids at the protected site (as its manifests record
+    them), values names or ids at this site.  Anything not mapped keeps its
+    name; ``liferaft plan check`` lists what this site lacks.
+    """
+
+    projects: dict[str, str] = Field(
+        default_factory=dict,
+        description="Project name or id -> project here (must be the project this site's connection is scoped to).",
+    )
+    flavors: dict[str, str] = Field(
+        default_factory=dict, description="Flavor name or id -> flavor name or id here."
+    )
+    images: dict[str, str] = Field(
+        default_factory=dict, description="Image name or id -> image name or id here."
+    )
+    volume_types: dict[str, str] = Field(
+        default_factory=dict, description="Volume type -> volume type name here."
+    )
+    networks: dict[str, str] = Field(
+        default_factory=dict, description="Network name or id -> network name or id here."
+    )
+
+
 class ProtectionSettings(Section):
     """Protection (checkpoints, replication, retention) and geo-recovery."""
 
@@ -494,6 +520,13 @@ class ProtectionSettings(Section):
         default=600.0,
         gt=0,
         description="Seconds a recovered server has to pass its check before the run fails.",
+    )
+    mappings: dict[str, RecoveryMappings] = Field(
+        default_factory=dict,
+        description=(
+            "Recovery mappings per protected site recovered here (the key names the site): "
+            "project, flavor, image, volume type and network names or ids there -> here."
+        ),
     )
 
 

@@ -187,6 +187,7 @@ async def describe(deps: ProtectionDeps, ctx: StepContext) -> dict[str, Any]:
                 "image_id": s.image_id,
                 "image_name": image_name,
                 "key_name": s.key_name,
+                "project_id": s.project_id,
                 "metadata": {k: v for k, v in s.metadata.items() if not k.startswith("liferaft_")},
                 "availability_zone": s.availability_zone,
                 "tier": m.get("tier", 0),

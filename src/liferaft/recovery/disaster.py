@@ -30,6 +30,7 @@ from liferaft.engine.workflow import RetryPolicy, StepDef, WorkflowDef
 from liferaft.errors import GiveUp, RetryLater
 from liferaft.protection.checkpoint import wait_until
 
+from .plancheck import resolved
 from .verifiers import Verifier
 
 KIND = "recovery"
@@ -97,7 +98,7 @@ async def restore(deps: RecoveryDeps, ctx: StepContext, gi: int, vi: int) -> dic
         cloud,
         name=f"{vol['name'] or vol['id'][:8]}",
         size_gb=max(int(vol["size_gb"]), backup.size_gb),
-        volume_type=None,
+        volume_type=resolved(ctx.params, "volume_types", vol.get("volume_type")),
         metadata={"liferaft_source": vol["id"]},
     )
     target = await wait_until(
@@ -128,7 +129,9 @@ async def ports(deps: RecoveryDeps, ctx: StepContext, gi: int, si: int) -> list[
     srv = ctx.params["groups"][gi]["manifest"]["servers"][si]
     out = []
     for pi, p in enumerate(srv["ports"]):
-        net = await deps.cloud.find_network(p["network_name"])
+        net = resolved(ctx.params, "networks", p["network_name"]) or await deps.cloud.find_network(
+            p["network_name"]
+        )
         if net is None:
             raise GiveUp(
                 f"{deps.site}: no network named {p['network_name']!r} for port {p['id']} "
@@ -166,13 +169,17 @@ async def boot(deps: RecoveryDeps, ctx: StepContext, gi: int, si: int) -> dict[s
     if srv["boot"]["from"] == "volume":
         boot_volume = restored[srv["boot"]["volume_id"]]
     else:
-        img = await cloud.find_image(srv["boot"].get("image_name") or "")
-        image_id = img.id if img is not None else srv["boot"]["image_id"]
+        image_id = resolved(
+            ctx.params, "images", srv["boot"].get("image_name") or srv["boot"]["image_id"]
+        )
+        if image_id is None:
+            img = await cloud.find_image(srv["boot"].get("image_name") or "")
+            image_id = img.id if img is not None else srv["boot"]["image_id"]
     server = await ensure_server(
         ctx,
         cloud,
         name=srv["name"],
-        flavor=srv["flavor"],
+        flavor=resolved(ctx.params, "flavors", srv["flavor"]) or srv["flavor"],
         image_id=image_id,
         boot_volume_id=boot_volume,
         port_ids=port_ids,

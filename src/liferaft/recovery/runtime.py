@@ -62,6 +62,13 @@ class DrRuntime:
                 f"protection.recovery_site: {ps.recovery_site!r} is not a peer "
                 f"(peers: {', '.join(peers) or 'none'})"
             )
+        strangers = sorted(set(ps.mappings) - set(peers))
+        if strangers:
+            raise ConfigError(
+                f"protection.mappings: {', '.join(strangers)} "
+                f"{'is not a peer' if len(strangers) == 1 else 'are not peers'} "
+                f"(peers: {', '.join(peers) or 'none'})"
+            )
         quiescer = plugins.create(
             "quiescers",
             ps.quiescer,
@@ -96,6 +103,7 @@ class DrRuntime:
             key=key,
             container=ps.container,
             peers=peers,
+            mappings={k: v.model_dump() for k, v in ps.mappings.items()},
         )
         rdeps = RecoveryDeps(
             site=site,

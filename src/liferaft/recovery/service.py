@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from liferaft.clouds.port import Cloud
 from liferaft.engine.clock import Clock
-from liferaft.errors import GiveUp, NeedsHuman
+from liferaft.errors import NeedsHuman
 from liferaft.protection import manifest as mf
 from liferaft.protection.catalog import Catalog
 from liferaft.protection.model import Invalid, Unknown
 
 from .disaster import KIND
+from .plancheck import PlanCheck, PlanRefused, check_plan
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,8 @@ class Found:
 
     groups: list[dict[str, Any]] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    #: The refusals by group id (the plan check tells a group with none that verifies).
+    unverified: dict[str, list[str]] = field(default_factory=dict)
 
 
 async def newest_verified(cloud: Cloud, container: str, key: bytes, protected_site: str) -> Found:
@@ -50,6 +54,7 @@ async def newest_verified(cloud: Cloud, container: str, key: bytes, protected_si
             except mf.ManifestRefused as err:
                 log.warning("%s", err)
                 found.refused.append(str(err))
+                found.unverified.setdefault(gid, []).append(str(err))
                 continue
             if doc["group"]["site"] == protected_site:
                 found.groups.append({"object": name, "manifest": doc})
@@ -68,8 +73,11 @@ class RecoveryService:
         key: bytes,
         container: str,
         peers: list[str],
+        mappings: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None,
     ) -> None:
         self.site = site
+        #: Per protected site: kind -> name there -> name here (``protection.mappings``).
+        self.mappings = mappings or {}
         self.cloud = cloud
         self.catalog = catalog
         self.clock = clock
@@ -80,11 +88,7 @@ class RecoveryService:
     async def plan(self, datacenter: str) -> Found:
         return await newest_verified(self.cloud, self.container, self.key, datacenter)
 
-    async def start_disaster(
-        self, datacenter: str, *, declare_down: str | None, submit: Any
-    ) -> dict[str, Any]:
-        """Check the operator's declaration, pick the checkpoints, submit the run."""
-        requested_at = self.clock.now()
+    def _peer(self, datacenter: str) -> None:
         if datacenter == self.site:
             raise Invalid(
                 f"this controller serves {self.site}: run the recovery of {datacenter} "
@@ -94,6 +98,26 @@ class RecoveryService:
             raise Unknown(
                 f"{datacenter!r} is not a peer of {self.site} (peers: {', '.join(self.peers) or 'none'})"
             )
+
+    async def check(self, datacenter: str, found: Found | None = None) -> PlanCheck:
+        """The plan check of a recovery of ``datacenter`` here (:mod:`.plancheck`)."""
+        self._peer(datacenter)
+        found = found or await self.plan(datacenter)
+        return await check_plan(
+            self.cloud,
+            protected_site=datacenter,
+            groups=found.groups,
+            unverified=found.unverified,
+            mappings=self.mappings.get(datacenter, {}),
+            container=self.container,
+        )
+
+    async def start_disaster(
+        self, datacenter: str, *, declare_down: str | None, submit: Any
+    ) -> dict[str, Any]:
+        """Check the operator's declaration, pick the checkpoints, submit the run."""
+        requested_at = self.clock.now()
+        self._peer(datacenter)
         if declare_down != datacenter:
             raise NeedsHuman(
                 f"disaster recovery of {datacenter} needs an operator to declare it down: "
@@ -101,12 +125,9 @@ class RecoveryService:
                 f"--declare-down {datacenter}"
             )
         found = await self.plan(datacenter)
-        if not found.groups:
-            extra = f"; refused: {'; '.join(found.refused)}" if found.refused else ""
-            raise GiveUp(
-                f"no verified checkpoint of {datacenter} in {self.site}'s object store "
-                f"(container {self.container}){extra}"
-            )
+        checked = await self.check(datacenter, found)
+        if not checked.ok:
+            raise PlanRefused(checked)
         run_id = uuid.uuid4().hex
         params = {
             "run_id": run_id,
@@ -117,6 +138,7 @@ class RecoveryService:
             "requested_at": requested_at,
             "groups": found.groups,
             "refused": found.refused,
+            "resolved": checked.resolved,
         }
         submit(KIND, params, run_id)
         return self.catalog.create_run(

@@ -3,6 +3,7 @@
 =======  ==============================  ==========================================
 POST     /v1/recovery                    ``{"datacenter", "declare_down"}``: start
 GET      /v1/recovery/plan/{site}        the checkpoints a recovery of ``site`` would use
+GET      /v1/recovery/check/{site}       the plan check: every problem a recovery would meet
 GET      /v1/recovery/runs               every run
 GET      /v1/recovery/runs/{id}          one run: state, progress, timeline, report
 =======  ==============================  ==========================================
@@ -92,6 +93,13 @@ async def plan(site: str, request: Request) -> dict[str, Any]:
         ],
         "refused": found.refused,
     }
+
+
+@router.get("/recovery/check/{site}", summary="Check a recovery plan: every problem at once")
+async def check(site: str, request: Request) -> dict[str, Any]:
+    dr = runtime(request)
+    checked = await call(lambda: dr.recovery.check(site))
+    return checked.to_dict()
 
 
 @router.get("/recovery/runs", summary="Recovery runs")

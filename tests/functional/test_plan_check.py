@@ -1,0 +1,173 @@
+"""The recovery plan check and the pair's mappings, end to end (real controllers, the simulator).
+
+east runs a server on a flavor, a network and a volume type that west does
+not have, and west's project is short of cores: ``liferaft plan check``
+lists every problem at once (exit 1), a recovery is refused with the same
+list before anything changes at west.  With west's mappings configured and
+its quota raised, the check passes and the recovery uses west's flavor,
+network and volume type.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.drcontroller import MANUAL, ApiError, DrWorld, until
+
+pytestmark = pytest.mark.timeout(600)
+EAST_ONLY = {"flavor": "pc.east", "network": "pc-net", "volume_type": "pc-gold"}
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[DrWorld]:
+    w = DrWorld(tmp_path)
+    try:
+        w.start("east")
+        w.start("west")
+        yield w
+    finally:
+        w.stop()
+
+
+def cli(w: DrWorld, site: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "liferaft", *args, "--url", w.ctls[site].url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**w.sim.cli_env(), "LIFERAFT_TOKEN": w.token(site)},
+    )
+
+
+def east_only_vm(w: DrWorld) -> dict[str, Any]:
+    """A server at east on a flavor, network (west's CIDR) and volume type west lacks."""
+    west = w.sim.connect("west")
+    c = w.sim.connect("east")
+    try:
+        west_net = west.network.find_network("private", ignore_missing=False)
+        cidr = next(west.network.subnets(network_id=west_net.id)).cidr
+        fl = c.compute.create_flavor(name=EAST_ONLY["flavor"], ram=512, vcpus=2, disk=1)
+        net = c.network.create_network(name=EAST_ONLY["network"])
+        c.network.create_subnet(network_id=net.id, cidr=cidr, ip_version=4, name="pc-sub")
+        c.block_storage.create_type(name=EAST_ONLY["volume_type"])
+        image = c.image.find_image("cirros", ignore_missing=False)
+        s = c.compute.create_server(
+            name="pc-db", image_id=image.id, flavor_id=fl.id, networks=[{"uuid": net.id}]
+        )
+        v = c.block_storage.create_volume(
+            name="pc-data", size=1, volume_type=EAST_ONLY["volume_type"]
+        )
+        until("pc-db ACTIVE", lambda: c.compute.get_server(s.id).status == "ACTIVE")
+        until("pc-data", lambda: c.block_storage.get_volume(v.id).status == "available")
+        c.compute.create_volume_attachment(s.id, volume_id=v.id)
+        until("pc-data in use", lambda: c.block_storage.get_volume(v.id).status == "in-use")
+        return {"id": str(s.id), "volume": str(v.id)}
+    finally:
+        c.close()
+        west.close()
+
+
+def set_west_cores(w: DrWorld, cores: int) -> None:
+    c = w.sim.connect("west")
+    try:
+        pid = c.current_project_id
+        r = c.compute.put(f"/os-quota-sets/{pid}", json={"quota_set": {"cores": cores}})
+        assert r.status_code == 200, r.text
+    finally:
+        c.close()
+
+
+def test_plan_check_lists_every_problem_and_mappings_make_it_recoverable(world: DrWorld) -> None:
+    w = world
+    vm = east_only_vm(w)
+    w.api("east", "PUT", "/v1/policies/pc", MANUAL)
+    g = w.api("east", "POST", "/v1/protect/servers", {"server": vm["id"], "policy": "pc"})
+    assert [m["cloud_id"] for m in g["volumes"]] == [vm["volume"]]
+    cps = [c for c in w.wait_settled(g["id"]) if c["state"] == "complete"]
+    assert cps, w.checkpoints(g["id"])
+    set_west_cores(w, 1)
+
+    # Every problem at once, with where to fix it; exit status 1.
+    r = cli(w, "west", "plan", "check", "east", "--json")
+    assert r.returncode == 1, r.stderr
+    chk = json.loads(r.stdout)
+    assert not chk["ok"] and chk["groups"][0]["checkpoint_id"] == cps[-1]["id"]
+    text = "\n".join(f"{p['kind']} {p['subject']}: {p['message']}" for p in chk["problems"])
+    for want in (
+        "no flavor 'pc.east' at west and no mapping for it: add protection.mappings.east.flavors",
+        "no network 'pc-net' at west and no mapping for it: add protection.mappings.east.networks",
+        "no volume type 'pc-gold' at west and no mapping for it",
+        "compute quota cores: the plan needs 2, west's project has 1 free",
+    ):
+        assert want in text, text
+    r = cli(w, "west", "plan", "check", "east")
+    assert r.returncode == 1 and "PROBLEM [mapping]" in r.stdout, r.stdout
+    assert "the recovery plan of east has 4 problem(s)" in r.stderr, r.stderr
+
+    # A recovery is refused with the same list, before anything changes at west.
+    with pytest.raises(ApiError) as e:
+        w.api("west", "POST", "/v1/recovery", {"datacenter": "east", "declare_down": "east"})
+    assert e.value.status == 422, e.value.text
+    msg = json.loads(e.value.text)["error"]["message"]
+    assert "refused before anything changed: 4 problems" in msg and "pc.east" in msg, msg
+    assert w.api("west", "GET", "/v1/recovery/runs")["runs"] == []
+    c = w.sim.connect("west")
+    try:
+        assert not [s for s in c.compute.servers() if s.name == "pc-db"]
+    finally:
+        c.close()
+    # A site that is not a peer, and the controller's own site, are bad input.
+    with pytest.raises(ApiError) as e:
+        w.api("west", "GET", "/v1/recovery/check/nowhere")
+    assert e.value.status == 404 and "not a peer of west" in e.value.text
+    r = cli(w, "west", "plan", "check", "west")
+    assert r.returncode == 1 and "this controller serves west" in r.stderr
+
+    # west's mappings for east, and room: the check passes, the recovery uses them.
+    set_west_cores(w, 20)
+    w.ctls["west"].stop()
+    base = w.config
+
+    def with_mappings(site: str) -> Path:
+        path = base(site)
+        if site == "west":
+            cfg = yaml.safe_load(path.read_text())
+            cfg["protection"]["mappings"] = {
+                "east": {
+                    "flavors": {"pc.east": "m1.small"},
+                    "networks": {"pc-net": "private"},
+                    "volume_types": {"pc-gold": "__DEFAULT__"},
+                }
+            }
+            path.write_text(yaml.safe_dump(cfg))
+        return path
+
+    w.config = with_mappings  # type: ignore[method-assign]
+    w.start("west")
+    r = cli(w, "west", "plan", "check", "east", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    chk = json.loads(r.stdout)
+    assert chk["ok"] and chk["problems"] == []
+    assert set(chk["resolved"]["networks"]) == {"pc-net"}
+    run = w.api("west", "POST", "/v1/recovery", {"datacenter": "east", "declare_down": "east"})
+    final = w.wait_run(run["id"])
+    assert final["state"] == "done", (final["failed_steps"], final["error"])
+    rep = final["report"]
+    c = w.sim.connect("west")
+    try:
+        (srv,) = [x for x in rep["servers"] if x["source"] == vm["id"]]
+        s = c.compute.get_server(srv["server_id"])
+        assert s.flavor["original_name"] == "m1.small"
+        assert list(s.addresses) == ["private"]
+        (vol,) = [x for x in rep["volumes"] if x["source"] == vm["volume"]]
+        assert c.block_storage.get_volume(vol["volume_id"]).volume_type == "__DEFAULT__"
+    finally:
+        c.close()
