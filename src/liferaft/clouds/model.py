@@ -67,6 +67,9 @@ class Server:
     #: The flavor's size, where the API embeds it (compute microversion 2.47+).
     vcpus: int | None = None
     ram_mb: int | None = None
+    #: When the compute API last changed the record (its ``updated`` field, as sent):
+    #: the watermark for ``list_servers(changes_since=...)``.
+    updated: str | None = None
 
 
 @dataclass(frozen=True)

@@ -141,6 +141,7 @@ class HaService:
             evacuator=drivers["ha.evacuator"](),
             notifier=self.notifier,
             on_notice=self._noticed,
+            clock=clock,
         )
         self.executor.register(RECOVER, build_recover(self.runtime))
         self.executor.register(REJOIN, build_rejoin(self.runtime))

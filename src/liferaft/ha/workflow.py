@@ -35,6 +35,7 @@ from typing import Any
 
 from liferaft.clouds import Cloud, ResourceNotFound
 from liferaft.config.model import HaSegmentSettings, HaSettings
+from liferaft.engine.clock import Clock
 from liferaft.engine.executor import StepContext
 from liferaft.engine.workflow import RetryPolicy, StepDef, WorkflowDef
 from liferaft.errors import GiveUp, NeedsHuman, RetryLater
@@ -45,6 +46,7 @@ from . import planner
 from .evacuators import Evacuator
 from .fencers.base import CONFIRMS_POWER_OFF, Fencer
 from .notifiers import Notice, Notifier
+from .watch import ServerWatch
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,18 @@ class HaRuntime:
     on_notice: Callable[[StepContext | None, Notice, list[str]], None] = field(
         default=lambda _ctx, _n, _t: None
     )
+    #: The clock the watches look on (the engine's).
+    clock: Clock | None = None
+    _watches: dict[str, ServerWatch] = field(default_factory=dict)
+
+    def watch(self, site: str) -> ServerWatch:
+        """The site's shared :class:`ServerWatch` (one listing per look for every step)."""
+        w = self._watches.get(site)
+        if w is None:
+            if self.clock is None:
+                raise GiveUp("ha: the runtime has no clock to track evacuations on")
+            w = self._watches[site] = ServerWatch(self.clouds[site], self.clock, poll=TRACK_POLL)
+        return w
 
     def segment(self, name: str) -> HaSegmentSettings:
         for s in self.settings.segments:
@@ -237,16 +251,19 @@ def build_recover(rt: HaRuntime) -> Callable[[dict[str, Any]], WorkflowDef]:
                 if target is None:
                     return {"ok": False, "error": "no host has room", "at": ctx.clock.now()}
                 c = cloud()
+                watch = rt.watch(site)
                 want_running = inst.get("power_state") == RUNNING
                 started = ctx.clock.now()
                 asked_start = False
                 try:
+                    # Read by id before acting: a replay finds the evacuation under way or done.
                     s = await c.get_server(iid)
                     if s.host == host and s.task_state is None:
                         _confirm_leadership(ctx)
                         await rt.evacuator.evacuate(c, iid, target)
+                        await watch.wait()
+                        s = await watch.get(iid)
                     while True:
-                        s = await c.get_server(iid)
                         now = ctx.clock.now()
                         if s.status == "ERROR" and s.task_state is None:
                             return {
@@ -271,7 +288,9 @@ def build_recover(rt: HaRuntime) -> Callable[[dict[str, Any]], WorkflowDef]:
                                 }
                         if now - started > rt.settings.evacuation_timeout:
                             return {"ok": False, "error": "timed out", "host": s.host, "at": now}
-                        await ctx.clock.sleep(TRACK_POLL)
+                        # Wait on the shared watch: one listing per look serves every step.
+                        await watch.wait()
+                        s = await watch.get(iid)
                 except ResourceNotFound:
                     return {"ok": False, "error": "instance deleted", "at": ctx.clock.now()}
 
