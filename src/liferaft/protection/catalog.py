@@ -166,6 +166,28 @@ class Catalog:
             raise GiveUp(f"group {name!r} could not be recorded: {err.orig}") from None
         return self.get_group(gid)
 
+    def restore_group(self, g: Group) -> Group:
+        """Record a group with its known id (``catalog rebuild``); an existing row is kept."""
+        check_name("group", g.name)
+        if self.find_group(g.id) is None:
+            try:
+                with self._write() as conn:
+                    conn.execute(
+                        insert(GroupRow).values(
+                            id=g.id,
+                            name=g.name,
+                            site=g.site,
+                            recovery_site=g.recovery_site,
+                            policy=g.policy,
+                            created_at=g.created_at,
+                        )
+                    )
+            except IntegrityError as err:
+                raise Conflict(
+                    f"group {g.name!r} ({g.id}) could not be restored: {err.orig}"
+                ) from None
+        return self.get_group(g.id)
+
     def _same_group(self, name: str, *, site: str, recovery_site: str, policy: str) -> Group | None:
         """The group named ``name`` if it is the one asked for (a repeated create is idempotent).
 

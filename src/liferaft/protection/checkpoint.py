@@ -358,6 +358,7 @@ def build_manifest(p: dict[str, Any], results: dict[str, Any], now: float) -> di
             "site": p["site"],
             "recovery_site": p["recovery_site"],
             "policy": p["policy"],
+            "policy_settings": p.get("policy_settings"),
         },
         "parent_id": p.get("parent_id"),
         "chain_id": p["chain_id"],

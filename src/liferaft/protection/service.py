@@ -141,6 +141,8 @@ class ProtectionService:
             "site": g.site,
             "recovery_site": g.recovery_site,
             "policy": g.policy,
+            # Into the manifest, so `catalog rebuild` restores the policy with the group.
+            "policy_settings": policy.to_dict(),
             "consistency": policy.consistency,
             "servers": [
                 {"id": m.cloud_id, "name": m.name, "rank": m.quiesce_rank, "tier": m.tier}

@@ -11,6 +11,7 @@ POST     /v1/groups/{group}/checkpoints      take a checkpoint now
 GET      /v1/policies, /v1/policies/{name}   policies (``default`` exists from the start)
 PUT      /v1/policies/{name}                 create or replace a policy
 GET      /v1/checkpoints?group=              checkpoints, oldest first
+POST     /v1/catalog/rebuild                 rebuild this site's catalog from the manifests
 =======  ==================================  =============================================
 """
 
@@ -26,6 +27,7 @@ from pydantic import BaseModel, Field
 from liferaft.api.auth import require_token
 from liferaft.errors import GiveUp, LiferaftError, NeedsHuman, NotLeader, RetryLater
 from liferaft.protection.model import Conflict, Invalid, Policy, Unknown
+from liferaft.protection.rebuild import rebuild
 from liferaft.recovery.runtime import DrRuntime
 
 router = APIRouter(prefix="/v1", tags=["protection"], dependencies=[Depends(require_token)])
@@ -202,3 +204,13 @@ async def list_checkpoints(
         return [c.to_dict() for c in dr.catalog.list_checkpoints(group_id=gid)]
 
     return {"checkpoints": await blocking(rows)}
+
+
+@router.post(
+    "/catalog/rebuild",
+    summary="Rebuild this site's protection catalog from the recovery site's manifests",
+)
+async def rebuild_catalog(request: Request) -> dict[str, Any]:
+    dr = runtime(request)
+    out = await call(lambda: rebuild(dr.deps, recovery_site=dr.protection.recovery_site))
+    return out.to_dict()
