@@ -133,6 +133,8 @@ class SimResult:
     max_replication_over_budget_bps: float
     ignored_orders: int
     final_ratio: float
+    #: The worst RPO ÷ target reached by each time of ``report_at`` (any group).
+    worst_ratio_at: tuple[float, ...] = ()
 
     @property
     def ratios(self) -> list[float]:
@@ -155,8 +157,13 @@ def replay(
     horizon_s: float,
     tick_s: float,
     initial_history: dict[str, tuple[CheckpointRecord, ...]] | None = None,
+    report_at: tuple[float, ...] = (),
 ) -> SimResult:
-    """Run ``logic`` over ``[0, horizon_s]`` and measure RPOs, bytes and application loss."""
+    """Run ``logic`` over ``[0, horizon_s]`` and measure RPOs, bytes and application loss.
+
+    ``report_at``: times (on tick boundaries) at which to note the worst
+    RPO ÷ target reached so far, to compare with the bound of a shorter day.
+    """
     n_ticks = round(horizon_s / tick_s)
     if abs(n_ticks * tick_s - horizon_s) > 1e-6 or len(link.app_bps) < n_ticks:
         raise ValueError("horizon must be whole ticks and app_bps must cover every tick")
@@ -176,8 +183,12 @@ def replay(
     steps_per_profile = link.profile_step_s
     profile_len = max(1, round(86400.0 / steps_per_profile))
 
+    report = {round(x / tick_s): x for x in report_at}
+    worst_at: list[float] = []
     for i in range(n_ticks):
         t = i * tick_s
+        if i in report:
+            worst_at.append(max(max(g.worst_rpo, t - g.rp) / g.spec.target_s for g in gs))
         app = link.app_bps[i]
         bud = link.budget_at_tick(i)
         # --- state
@@ -364,6 +375,7 @@ def replay(
         max_replication_over_budget_bps=max(0.0, over_budget),
         ignored_orders=ignored,
         final_ratio=ratio,
+        worst_ratio_at=tuple(worst_at),
     )
 
 

@@ -59,7 +59,9 @@ def test_rpo_accounting_by_hand() -> None:
     trace = WindowTrace.regular(0.0, 100.0, [1e5] * 10, 0.0)
     g = SimGroup("a", 300.0, 1.0, 10.0, "image-copy", trace)
     link = SimLink(1e3, (0.0,) * 10, 0.25, (0.0,) * 8, 100.0)
-    res = replay(FixedInterval(100.0), [g], link, 1000.0, 100.0)
+    res = replay(FixedInterval(100.0), [g], link, 1000.0, 100.0, report_at=(100.0, 500.0))
     assert res.groups[0].worst_rpo_s == pytest.approx(210.0)
+    # by 100 s nothing has landed since the baseline (RPO 100 s); by 500 s the 210 s peak
+    assert res.worst_ratio_at == pytest.approx((100.0 / 300.0, 0.7))
     assert res.groups[0].ratio == pytest.approx(0.7)
     assert res.within_target_share == 1.0
