@@ -100,6 +100,10 @@ class SimClock:
             "now": self.now(),
             "pending_events": sum(1 for e in self._heap if not e.cancelled),
             "next_event_at": self.next_due(),
+            # Requests sleeping on simulated time (an API call's latency): a driver
+            # of a stepped clock moves it when all it waits for is these.
+            "waiting_calls": len(self._waiters),
+            "next_call_at": min((t for t, _ in self._waiters), default=None),
         }
 
     # -- scheduling ----------------------------------------------------------

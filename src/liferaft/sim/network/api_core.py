@@ -370,6 +370,9 @@ def routes(site: Site) -> list[BaseRoute]:
         kwargs: dict[str, Any] = {"project_id": project, "network_id": net.id}
         for key, value in fields.items():
             kwargs["host" if key == "host_id" else key] = value
+        if site.latency.port_create > 0:  # Neutron's DB and IPAM work for one port
+            await site.clock.sleep(site.latency.port_create)
+            site.clock.run_due()
         port = state.add_port(**kwargs)
         return one("port", port.doc(), 201)
 

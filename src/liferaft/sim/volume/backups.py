@@ -25,6 +25,8 @@ import binascii
 import hashlib
 import json
 import uuid
+from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -362,13 +364,58 @@ def restore_backup(
             data_timestamp=backup.data_timestamp,
         )
 
+    def finish_and_free() -> None:
+        try:
+            finish()
+        finally:
+            restore_slots(vs).release()
+
     def arrived() -> None:
-        vs.later(seconds, finish)
+        restore_slots(vs).run(lambda: vs.later(seconds, finish_and_free))
 
     site.world.links.transfer(
         backup.store_site, site.name, backup.chain_bytes, arrived, tag="restore"
     )
     return vol
+
+
+class RestoreSlots:
+    """A site's backup service restores at most ``max_concurrent_restores`` volumes at once.
+
+    Cinder's backup service works through a bounded pool (``backup_workers``,
+    ``backup_max_operations``); a restore beyond the bound waits its turn in
+    ``restoring-backup`` (first come, first served), so its latency starts when
+    a slot frees.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+        self.queue: deque[Callable[[], None]] = deque()
+
+    def run(self, start: Callable[[], None]) -> None:
+        if self.active < self.limit:
+            self.active += 1
+            start()
+        else:
+            self.queue.append(start)
+
+    def release(self) -> None:
+        self.active = max(0, self.active - 1)
+        while self.queue and self.active < self.limit:
+            self.active += 1
+            self.queue.popleft()()
+
+
+def restore_slots(vs: VolumeState) -> RestoreSlots:
+    """The site's restore slots (made on first use from the topology)."""
+    slots: RestoreSlots | None = getattr(vs, "_restore_slots", None)
+    if slots is None:
+        site = vs.site
+        spec = site.world.topology.sites.get(site.name)
+        slots = RestoreSlots(spec.max_concurrent_restores if spec is not None else 50)
+        vs._restore_slots = slots  # type: ignore[attr-defined]
+    return slots
 
 
 def read_chain(vs: VolumeState, backup: Backup) -> list[dict[str, Any]]:
