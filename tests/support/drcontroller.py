@@ -155,6 +155,8 @@ class DrWorld:
             "logging": {"level": "warning"},
             "clock": {"source": "simulator", "control_url": self.sim.control_url},
             "leadership": {"lease_seconds": 60},
+            # MANUAL policies: no checkpoint forced by DR-Logic's 30-minute bound either.
+            "drlogic": {"max_protection_interval": 1e7},
             "protection": {
                 "manifest_key": {"$file": str(self.key)},
                 "container": self.container,

@@ -50,7 +50,7 @@ def _skeleton(root: Path, modules: dict[str, str]) -> None:
 def test_an_upward_import_and_a_sim_import_break_the_contract(tmp_path: Path) -> None:
     base = {
         f"liferaft.{p}": ""
-        for p in ("cli", "api", "engine", "clouds", "store", "plugins", "config", "errors")
+        for p in ("cli", "api", "engine", "clouds", "store", "plugins", "links", "config", "errors")
     }
     base["liferaft"] = ""
     base["liferaft.sim"] = ""

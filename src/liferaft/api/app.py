@@ -13,7 +13,7 @@ from liferaft.config import Settings
 
 from . import errors
 from .auth import TokenValidator
-from .routers import events, ha, health, info, metrics, protection, recovery
+from .routers import events, ha, health, info, logic, metrics, protection, recovery
 from .services import Services
 
 
@@ -73,4 +73,5 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
     app.include_router(protection.router)
     app.include_router(recovery.router)
     app.include_router(ha.router)
+    app.include_router(logic.router)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import agent, catalog, demo, ha, plan, protect, recovery, serve, sim
+from . import agent, catalog, demo, ha, logic, plan, protect, recovery, serve, sim
 
 app = typer.Typer(
     name="liferaft",
@@ -16,6 +16,7 @@ app.add_typer(sim.app, name="sim")
 app.add_typer(ha.app, name="ha")
 app.add_typer(plan.app, name="plan")
 app.add_typer(catalog.app, name="catalog")
+app.add_typer(logic.app, name="logic")
 app.command("serve")(serve.serve)
 protect.register(app)
 app.command("recovery")(recovery.recovery)

@@ -75,6 +75,9 @@ def driver_needs(settings: Settings) -> list[DriverNeed]:
     logic = settings.drlogic.logic_driver
     if "logic_driver" in settings.drlogic.model_fields_set or logic in plugins.names("logics"):
         needs.append(DriverNeed("logics", logic, "drlogic.logic_driver", LOGIC_CAPABILITIES))
+    dl = settings.drlogic
+    needs.append(DriverNeed("link_monitors", dl.link_monitor, "drlogic.link_monitor"))
+    needs.append(DriverNeed("link_shapers", dl.link_shaper, "drlogic.link_shaper"))
     ha = settings.ha
     if ha.enabled:
         from liferaft.ha.fencers.base import EVACUATION_CAPABILITIES

@@ -118,6 +118,8 @@ class Backup:
     snapshot_id: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     created_at: str | None = None
+    #: Objects the backup service wrote (data chunks and its metadata), when it says.
+    object_count: int | None = None
 
 
 @dataclass(frozen=True)

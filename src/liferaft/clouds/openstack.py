@@ -205,6 +205,7 @@ def _backup(b: Any) -> Backup:
         snapshot_id=b.snapshot_id,
         metadata=_meta(getattr(b, "metadata", None)),
         created_at=b.created_at,
+        object_count=getattr(b, "object_count", None),
     )
 
 

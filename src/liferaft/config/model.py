@@ -201,7 +201,74 @@ class DrLogicSettings(Section):
     logic_driver: str = Field(
         default="per-group-interval",
         min_length=1,
-        description="Name of the DR-Logic plugin (entry point in `liferaft.logic`).",
+        description=(
+            "Name of the DR-Logic plugin (entry point in `liferaft.logics`): `fixed-interval`, "
+            "`per-group-interval`, `rpo-optimal` or an installed third-party logic."
+        ),
+    )
+    app_take_share: float = Field(
+        default=0.25,
+        ge=0,
+        le=1,
+        description="Share of the application traffic replication may displace on the WAN link.",
+    )
+    link_monitor: str = Field(
+        default="static",
+        min_length=1,
+        description=(
+            "LinkMonitor driver (entry point in `liferaft.link_monitors`): `static` (the "
+            "configured capacity, no traffic measured), `simulator` or `prometheus`."
+        ),
+    )
+    link_shaper: str = Field(
+        default="none",
+        min_length=1,
+        description=(
+            "LinkShaper driver (entry point in `liferaft.link_shapers`): `none`, `simulator` or "
+            "`tc` (Linux traffic control on the WAN interface)."
+        ),
+    )
+    link_capacity_mbps: float = Field(
+        default=1000.0,
+        gt=0,
+        description="Capacity of the WAN link to the recovery site in Mbit/s (`static` monitor, `tc`).",
+    )
+    link_url: str | None = Field(
+        default=None,
+        description=(
+            "`simulator` monitor/shaper: the simulator's control API URL; `prometheus` monitor: "
+            "the Prometheus server's URL."
+        ),
+    )
+    prometheus_queries: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "`prometheus` monitor: PromQL for `capacity_bps`, `app_traffic_bps` and (optional) "
+            "`replication_bps`, each a single value in bytes/s; `{site}` and `{peer}` are replaced."
+        ),
+    )
+    tc_device: str | None = Field(
+        default=None, description="`tc` shaper: the network interface facing the WAN link."
+    )
+    tc_match: list[str] = Field(
+        default_factory=list,
+        description=(
+            "`tc` shaper: destination networks (CIDR) of the replication traffic (the recovery "
+            "site's object store); everything else is application traffic."
+        ),
+    )
+    tc_command: list[str] = Field(
+        default_factory=lambda: ["tc"],
+        min_length=1,
+        description="`tc` shaper: the command that runs tc (e.g. `[sudo, -n, tc]`).",
+    )
+    backup_object_bytes: int = Field(
+        default=52428800,
+        gt=0,
+        description=(
+            "Size of one backup object (Cinder's `backup_swift_object_size`): a checkpoint's "
+            "size is estimated as its backups' data objects times this."
+        ),
     )
 
 

@@ -324,6 +324,7 @@ async def backup(deps: ProtectionDeps, ctx: StepContext, index: int) -> dict[str
         "backup_id": b.id,
         "incremental": b.is_incremental,
         "size_gb": b.size_gb,
+        "object_count": b.object_count,
     }
 
 
@@ -379,7 +380,8 @@ async def write_manifest(deps: ProtectionDeps, ctx: StepContext) -> dict[str, An
     await target.put_object(deps.container, name, mf.sign(doc, deps.key))
     where = {"site": target.site, "container": deps.container, "object": name}
     volumes = {
-        vid: {k: b[k] for k in ("backup_id", "incremental", "size_gb")}
+        # object_count: what DR-Logic sizes the checkpoint from (absent in older results).
+        vid: {k: b.get(k) for k in ("backup_id", "incremental", "size_gb", "object_count")}
         for vid, b in ctx.results["export"].items()
     }
     deps.catalog.update_checkpoint(

@@ -5,8 +5,9 @@ an unknown server or volume is :class:`~.model.Unknown`, a resource
 protected twice is :class:`~.model.Conflict`, a malformed policy is
 :class:`~.model.Invalid`.
 
-Until the DR-Logic loop is wired, :meth:`ProtectionService.schedule` checkpoints
-each group every ``interval_seconds`` of its policy, on the injected clock.
+The DR-Logic loop (:mod:`liferaft.logic.loop`) decides when checkpoints start
+(:meth:`ProtectionService.start_checkpoint`); :meth:`ProtectionService.schedule`
+is the plain policy-interval schedule without it.
 """
 
 from __future__ import annotations
@@ -189,6 +190,10 @@ class ProtectionService:
             else:
                 running = True
         return running
+
+    def in_flight(self, g: Group) -> bool:
+        """Whether a checkpoint of the group is running (ended ones are settled first)."""
+        return self._settle_pending(g)
 
     def schedule(self, submit: Submit) -> list[Checkpoint]:
         """Start a checkpoint of every group of this site that is due (one at a time per group)."""

@@ -5,7 +5,9 @@ settings (the quiescer and verifier drivers through :mod:`liferaft.plugins`),
 registers the ``checkpoint`` and ``recovery`` workflow kinds with the
 controller's executor, and :meth:`DrRuntime.run` is the service loop
 ``serve`` runs beside the API: while this controller leads, every
-``protection.schedule_tick`` seconds (injected clock) it submits the
+``protection.schedule_tick`` seconds (injected clock) it runs the DR-Logic
+loop (:class:`~liferaft.logic.loop.LogicLoop`: forced checkpoints, the
+logic's decisions every ``drlogic_interval``, clean-ups), which submits the
 checkpoints that are due.  The :class:`~liferaft.engine.controller.Controller`
 drives every workflow (and replays them after a restart or a takeover), so
 there is one executor and one leadership path for the whole process.
@@ -23,7 +25,8 @@ from liferaft.config import Settings
 from liferaft.engine.clock import Clock
 from liferaft.engine.controller import Controller
 from liferaft.errors import ConfigError, LiferaftError, NotLeader
-from liferaft.protection import checkpoint
+from liferaft.logic.loop import LogicLoop, make_logic
+from liferaft.protection import checkpoint, cleanup
 from liferaft.protection.catalog import Catalog
 from liferaft.protection.checkpoint import ProtectionDeps
 from liferaft.protection.service import ProtectionService
@@ -113,6 +116,23 @@ class DrRuntime:
             verify_timeout=ps.verify_timeout,
         )
         self.executor.register(checkpoint.KIND, lambda p: checkpoint.build(self.deps, p))
+        self.executor.register(cleanup.KIND, lambda p: cleanup.build(self.deps, p))
+        # DR-Logic (docs/drlogic.md, "Wiring"): its drivers are loaded here, so an unknown
+        # name stops the start with the setting's name.
+        self.logic: LogicLoop | None = None
+        if self.enabled:
+            dl = settings.drlogic
+            self.logic = LogicLoop(
+                dl,
+                protection=self.protection,
+                monitor=plugins.create(
+                    "link_monitors", dl.link_monitor, dl, site=site, peer=recovery_site
+                ),
+                shaper=plugins.create(
+                    "link_shapers", dl.link_shaper, dl, site=site, peer=recovery_site
+                ),
+                logic=make_logic(dl.logic_driver, plugins.create),
+            )
         self.executor.register(disaster.KIND, lambda p: disaster.build(rdeps, p))
         try:
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
@@ -138,11 +158,11 @@ class DrRuntime:
             self._loop.call_soon_threadsafe(self.controller.wake)
 
     async def tick(self) -> None:
-        """Submit the checkpoints that are due (only while leading)."""
-        if not self.enabled or not self.leadership.is_leader:
+        """Run the DR-Logic loop: submit the checkpoints that are due (only while leading)."""
+        if self.logic is None or not self.leadership.is_leader:
             return
         try:
-            await asyncio.to_thread(self.protection.schedule, self.submit)
+            await asyncio.to_thread(self.logic.step, self.submit)
         except NotLeader:
             return
         except LiferaftError as err:
@@ -164,4 +184,6 @@ class DrRuntime:
                     log.warning("checkpoint schedule: %s", err)
                     await asyncio.sleep(1.0)
         finally:
+            if self.logic is not None:
+                self.logic.close()
             self.catalog.close()
