@@ -172,8 +172,8 @@ async def evacuation_case(n: int, work: Path, *, sequential: bool) -> dict[str, 
 
 async def amain(args: argparse.Namespace) -> dict[str, Any]:
     sizes = [10, 100] if args.quick else [10, 100, 1000]
-    seq_max = 10 if args.quick else args.sequential_max
-    n_trials = args.trials or (36 if args.quick else 1000)
+    seq_max = 0 if args.quick else args.sequential_max
+    n_trials = args.trials or (12 if args.quick else 1000)
     started = time.monotonic()
     phases: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-ha-") as tmp:
@@ -186,9 +186,19 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.monotonic()
         tri = await lane_trials(n_trials, work, lanes=args.lanes)
         phases["trials"] = round(time.monotonic() - t0, 1)
-        t0 = time.monotonic()
-        kills = await asyncio.to_thread(kill_trials, work)
-        phases["kill_trials"] = round(time.monotonic() - t0, 1)
+        kills: dict[str, Any] = {
+            "count": 0,
+            "outcomes": {},
+            "double_running": 0,
+            "unfenced_evacuations": 0,
+            "evacuations": 0,
+        }
+        if (
+            not args.quick
+        ):  # real controller processes: tens of seconds (tests/functional/test_ha_kill.py)
+            t0 = time.monotonic()
+            kills = await asyncio.to_thread(kill_trials, work)
+            phases["kill_trials"] = round(time.monotonic() - t0, 1)
     outcomes = dict(tri["outcomes"])
     outcomes.update(kills["outcomes"])
     trials = {

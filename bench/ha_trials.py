@@ -134,6 +134,7 @@ class Lane:
     plan: list[tuple[str, dict[str, Any]]]
     rng: random.Random
     outcomes: dict[str, int] = field(default_factory=dict)
+    stuck: list[str] = field(default_factory=list)
     phase: str = "next"
     kind: str = ""
     host: str = ""
@@ -182,7 +183,10 @@ class Lane:
                 self.phase, self.until = "settle", now + 30
         elif self.phase == "rejoin":
             if d.host_state(self.host) != "active":
+                wf = d.rejoin_workflow(self.host)
+                why = "no workflow" if wf is None else f"{wf.state}: {wf.error}"
                 self.count(f"rejoin-stuck:{d.host_state(self.host)}")
+                self.stuck.append(f"{self.host} at {now:.0f}: {why}")
                 self.pool.remove(self.host)
             self.phase = "next"
         else:  # settle
@@ -250,6 +254,7 @@ async def lane_trials(
             "lanes": lanes,
             "simulated_s": round(sim_seconds, 1),
             "outcomes": dict(sorted(outcomes.items())),
+            "rejoins_stuck": [x for lane in lane_list for x in lane.stuck],
             **safety(sim),
         }
     finally:

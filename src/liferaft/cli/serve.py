@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from liferaft.errors import ConfigError, LiferaftError, PluginError
+from liferaft.errors import ConfigError, GiveUp, LiferaftError, PluginError, RetryLater
 
 if TYPE_CHECKING:
     from liferaft.config import Settings
@@ -191,6 +191,9 @@ async def run(settings: Settings) -> None:
             drive=controller.wake,
         )
         loops.append(("ha", app.state.ha.run))
+        # A segment naming hosts the cloud does not know is a configuration error (exit 2).
+        with contextlib.suppress(RetryLater, GiveUp):  # the cloud cannot say now
+            await app.state.ha.check_hosts()
     sock = _bind(settings.api.host, settings.api.port)
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")

@@ -73,6 +73,20 @@ class Server:
 
 
 @dataclass(frozen=True)
+class ServerGroup:
+    """A compute server group: its scheduling policy and its members."""
+
+    id: str
+    name: str
+    #: ``affinity``, ``anti-affinity``, ``soft-affinity`` or ``soft-anti-affinity``.
+    policy: str
+    members: tuple[str, ...] = ()
+    #: The anti-affinity rule ``max_server_per_host`` (compute 2.64+); None: 1.
+    max_server_per_host: int | None = None
+    project_id: str | None = None
+
+
+@dataclass(frozen=True)
 class VolumeAttachment:
     server_id: str
     device: str | None = None

@@ -45,6 +45,7 @@ from .model import (
     ProviderCapacity,
     Quota,
     Server,
+    ServerGroup,
     Snapshot,
     Tag,
     TokenInfo,
@@ -532,6 +533,40 @@ class OpenStackCloud:
 
         return await self._run("list servers", call)
 
+    async def list_server_groups(self) -> list[ServerGroup]:
+        def call(c: openstack.connection.Connection) -> list[ServerGroup]:
+            mv = min(_max_microversion(c, "compute"), (2, 64))
+            kw: dict[str, Any] = {"microversion": f"{mv[0]}.{mv[1]}"} if mv > (2, 0) else {}
+            out: list[ServerGroup] = []
+            offset = 0
+            while True:
+                r = c.compute.get(
+                    "/os-server-groups",
+                    params={"all_projects": "True", "limit": 1000, "offset": offset},
+                    **kw,
+                )
+                osx.raise_from_response(r)
+                page = r.json().get("server_groups", [])
+                for g in page:
+                    # ``policy`` and ``rules`` from 2.64; ``policies`` (one) before.
+                    policy = g.get("policy") or next(iter(g.get("policies") or []), "")
+                    most = (g.get("rules") or {}).get("max_server_per_host")
+                    out.append(
+                        ServerGroup(
+                            id=str(g["id"]),
+                            name=g.get("name") or "",
+                            policy=str(policy),
+                            members=tuple(str(m) for m in g.get("members") or ()),
+                            max_server_per_host=int(most) if most is not None else None,
+                            project_id=g.get("project_id"),
+                        )
+                    )
+                if len(page) < 1000:
+                    return out
+                offset += len(page)
+
+        return await self._run("list server groups", call)
+
     async def delete_server(self, server_id: str) -> None:
         await self._run(
             f"delete server {server_id}",
@@ -974,7 +1009,21 @@ class OpenStackCloud:
 
         def call(c: openstack.connection.Connection) -> ComputeService:
             svc = self._the_service(c, host)
-            c.compute.update_service_forced_down(svc, host=host, binary="nova-compute", forced=down)
+            try:
+                c.compute.update_service_forced_down(
+                    svc, host=host, binary="nova-compute", forced=down
+                )
+            except osx.BadRequestException as exc:
+                # Nova refuses to force a host up (400) while evacuation records it has
+                # not cleaned remain: the compute service has not restarted since it was
+                # evacuated.  That passes once it restarts: retry later, not give up.
+                if not down and "evacuation" in str(exc):
+                    raise RetryLater(
+                        f"{self.site}: force up compute {host}: the compute service has not "
+                        f"restarted since its instances were evacuated ({exc})",
+                        after=5.0,
+                    ) from exc
+                raise
             return _service(self._the_service(c, host))
 
         return await self._run(f"force {'down' if down else 'up'} compute {host}", call)

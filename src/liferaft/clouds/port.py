@@ -35,6 +35,7 @@ from .model import (
     ProviderCapacity,
     Quota,
     Server,
+    ServerGroup,
     Snapshot,
     Tag,
     TokenInfo,
@@ -99,6 +100,10 @@ class Cloud(Protocol):
     ) -> list[Server]:
         """``changes_since``: only servers the compute API changed at or after that time
         (a ``Server.updated`` value, in the API's own clock)."""
+        ...
+
+    async def list_server_groups(self) -> list[ServerGroup]:
+        """Every project's server groups (admin)."""
         ...
 
     async def delete_server(self, server_id: str) -> None: ...

@@ -15,16 +15,26 @@ Pure functions over plain values, so they are tested without a cloud.
   reserved hosts still in the pool, filled one after the other;
   ``auto_priority`` -- ``auto``, then reserved hosts for what did not fit;
   ``rh_priority`` -- reserved hosts, then ``auto``.  Room is Placement's
-  free VCPU and MEMORY_MB minus what this plan already put there.
+  free VCPU and MEMORY_MB minus what this plan already put there;
+* **server-group policy**, as Nova's scheduler filters and weighers apply
+  it: ``anti-affinity`` -- never more members on a host than
+  ``max_server_per_host`` (1 by default), counting the members living
+  elsewhere and those this plan already placed; ``affinity`` -- every
+  member to the host where the group's other members run (or, if all were
+  on the failed host, all to one host); ``soft-anti-affinity`` /
+  ``soft-affinity`` -- among the hosts with room, the fewest / the most
+  members first.  A target that breaks a hard policy would be refused by
+  the compute API (the instance would end in ERROR): such an instance is
+  left unplaced instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from liferaft.clouds.model import ProviderCapacity, Server
+from liferaft.clouds.model import ProviderCapacity, Server, ServerGroup
 from liferaft.config.model import HaSegmentSettings
 
 PRIORITY_KEY = "ha_priority"
@@ -129,18 +139,69 @@ def rooms(capacity: Sequence[ProviderCapacity], hosts: Sequence[str]) -> dict[st
     return out
 
 
+@dataclass
+class GroupPlacement:
+    """One server group as the plan sees it: its policy and its members per host."""
+
+    policy: str
+    #: Members per host: those not being evacuated (where they run) plus those placed.
+    hosts: dict[str, int] = field(default_factory=dict)
+    max_per_host: int = 1
+
+    def allows(self, host: str) -> bool:
+        """Whether a hard policy lets one more member go to ``host``."""
+        if self.policy == "anti-affinity":
+            return self.hosts.get(host, 0) < self.max_per_host
+        if self.policy == "affinity":
+            where = [h for h, n in self.hosts.items() if n > 0]
+            return not where or host in where
+        return True
+
+    def preference(self, host: str) -> int:
+        """Higher is better (soft policies only)."""
+        n = self.hosts.get(host, 0)
+        if self.policy == "soft-anti-affinity":
+            return -n
+        if self.policy == "soft-affinity":
+            return n
+        return 0
+
+    def place(self, host: str) -> None:
+        self.hosts[host] = self.hosts.get(host, 0) + 1
+
+
+def _allowed(r: Mapping[str, Any], host: str, groups: Mapping[str, GroupPlacement]) -> bool:
+    g = groups.get(str(r["id"]))
+    return g is None or g.allows(host)
+
+
+def _placed(r: Mapping[str, Any], host: str, groups: Mapping[str, GroupPlacement]) -> None:
+    g = groups.get(str(r["id"]))
+    if g is not None:
+        g.place(host)
+
+
 def _auto(
-    todo: list[dict[str, Any]], room: dict[str, Room], out: dict[str, str]
+    todo: list[dict[str, Any]],
+    room: dict[str, Room],
+    out: dict[str, str],
+    groups: Mapping[str, GroupPlacement],
 ) -> list[dict[str, Any]]:
-    """Spread: each instance to the usable host with the most free RAM that fits it."""
+    """Spread: each instance to the usable host with the most free RAM that fits it
+    (after its server group's policy: hard rules filter, soft ones come first)."""
     left = []
     for r in todo:
-        fit = [x for x in room.values() if x.fits(r)]
+        fit = [x for x in room.values() if x.fits(r) and _allowed(r, x.host, groups)]
         if not fit:
             left.append(r)
             continue
-        best = max(fit, key=lambda x: (x.ram_mb, x.vcpus, x.host))
+        g = groups.get(str(r["id"]))
+        best = max(
+            fit,
+            key=lambda x: (g.preference(x.host) if g else 0, x.ram_mb, x.vcpus, x.host),
+        )
         best.take(r)
+        _placed(r, best.host, groups)
         out[r["id"]] = best.host
     return left
 
@@ -151,14 +212,20 @@ def _reserved(
     order: Sequence[str],
     out: dict[str, str],
     used: list[str],
+    groups: Mapping[str, GroupPlacement],
 ) -> list[dict[str, Any]]:
-    """Fill the reserved hosts one after the other, in the configured order."""
+    """Fill the reserved hosts one after the other, in the configured order
+    (a host the instance's server group forbids is passed over)."""
     left = []
     for r in todo:
-        for h in order:
+        g = groups.get(str(r["id"]))
+        # A soft policy reorders the reserved hosts it has an opinion on; the sort is stable.
+        hosts = sorted(order, key=lambda h: -g.preference(h)) if g else list(order)
+        for h in hosts:
             x = room.get(h)
-            if x is not None and x.fits(r):
+            if x is not None and x.fits(r) and _allowed(r, h, groups):
                 x.take(r)
+                _placed(r, h, groups)
                 out[r["id"]] = h
                 if h not in used:
                     used.append(h)
@@ -168,6 +235,31 @@ def _reserved(
     return left
 
 
+def group_placements(
+    instances: Sequence[Mapping[str, Any]],
+    groups: Sequence[ServerGroup],
+    host_of: Mapping[str, str | None],
+) -> dict[str, GroupPlacement]:
+    """Instance id -> its group's :class:`GroupPlacement` (one object per group).
+
+    ``host_of`` gives the host of the members that are not being evacuated.
+    """
+    moving = {str(r["id"]) for r in instances}
+    out: dict[str, GroupPlacement] = {}
+    for grp in groups:
+        mine = [m for m in grp.members if m in moving]
+        if not mine:
+            continue
+        gp = GroupPlacement(grp.policy, max_per_host=grp.max_server_per_host or 1)
+        for m in grp.members:
+            h = host_of.get(m)
+            if m not in moving and h:
+                gp.place(h)
+        for m in mine:
+            out[m] = gp
+    return out
+
+
 def plan_targets(
     instances: Sequence[dict[str, Any]],
     *,
@@ -175,19 +267,28 @@ def plan_targets(
     auto_room: dict[str, Room],
     reserved_room: dict[str, Room],
     reserved_order: Sequence[str],
+    groups: Mapping[str, GroupPlacement] | None = None,
 ) -> tuple[dict[str, str], list[str], list[str]]:
-    """(instance id -> target host, reserved hosts used, instance ids with no room)."""
+    """(instance id -> target host, reserved hosts used, instance ids with no room).
+
+    ``groups``: instance id -> its server group (:func:`group_placements`).
+    """
     out: dict[str, str] = {}
     used: list[str] = []
     todo = list(instances)
+    g = groups or {}
     if method == "auto":
-        left = _auto(todo, auto_room, out)
+        left = _auto(todo, auto_room, out, g)
     elif method == "reserved_host":
-        left = _reserved(todo, reserved_room, reserved_order, out, used)
+        left = _reserved(todo, reserved_room, reserved_order, out, used, g)
     elif method == "auto_priority":
-        left = _reserved(_auto(todo, auto_room, out), reserved_room, reserved_order, out, used)
+        left = _reserved(
+            _auto(todo, auto_room, out, g), reserved_room, reserved_order, out, used, g
+        )
     elif method == "rh_priority":
-        left = _auto(_reserved(todo, reserved_room, reserved_order, out, used), auto_room, out)
+        left = _auto(
+            _reserved(todo, reserved_room, reserved_order, out, used, g), auto_room, out, g
+        )
     else:
         raise ValueError(f"unknown recovery method {method!r}")
     return out, used, [r["id"] for r in left]

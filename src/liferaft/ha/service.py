@@ -207,8 +207,36 @@ class HaService:
 
     # -- the loop ---------------------------------------------------------------------
     async def start(self) -> None:
+        try:
+            await self.check_hosts()
+        except (RetryLater, GiveUp) as exc:  # the cloud cannot say now; the monitors will
+            log.warning("could not check the segments' hosts: %s", exc)
         for m in self.monitors:
             await m.start()
+
+    async def check_hosts(self) -> None:
+        """Refuse (``ConfigError``) segments naming hosts the site's compute API does not know.
+
+        A host the cloud does not know would never be watched: no monitor has an
+        opinion about it, so it could never be declared failed.
+        """
+        known = {s.host for s in await self.clouds[self.site].list_compute_services()}
+        problems = []
+        for seg in self.settings.segments:
+            if (seg.site or self.site) != self.site:
+                continue
+            unknown = [h for h in seg.hosts if h not in known]
+            if unknown:
+                problems.append(
+                    f"ha.segments[{seg.name}].hosts: no compute host named "
+                    f"{', '.join(repr(h) for h in unknown)} at site {self.site}"
+                )
+        if problems:
+            names = sorted(known)
+            shown = ", ".join(names[:10]) + (
+                f" and {len(names) - 10} more" if len(names) > 10 else ""
+            )
+            raise ConfigError(f"{'; '.join(problems)} (its compute hosts: {shown or 'none'})")
 
     async def stop(self) -> None:
         for m in self.monitors:
@@ -222,11 +250,18 @@ class HaService:
 
     def _ensure_rows(self) -> dict[str, hastore.HaHost]:
         now = self.clock.now()
+        # One read per round; a write only for a host first seen or moved to another
+        # segment (a write per host per round cost most of a round's time).
+        have = {r.host: r for r in hastore.list_hosts(self.store, site=self.site)}
         rows: dict[str, hastore.HaHost] = {}
         for seg in self.settings.segments:
             if (seg.site or self.site) != self.site:
                 continue
             for h in seg.hosts:
+                known = have.get(h)
+                if known is not None and known.segment == seg.name:
+                    rows[h] = known
+                    continue
                 rows[h] = hastore.ensure_host(
                     self.store,
                     site=self.site,
@@ -418,11 +453,18 @@ class HaService:
         if row is None or row.state not in ("recovered", "rejoining"):
             state = "unknown" if row is None else row.state
             raise GiveUp(f"host {host} is {state}; only a recovered host can rejoin")
+        # Only the instances the recovery really moved: one it could not (no room, refused,
+        # timed out) still belongs to this host and comes back with it.
         evacuated: list[str] = []
+        stayed: list[str] = []
         if row.workflow_id:
             with contextlib.suppress(NotFound):
                 wf = self.store.get_workflow(row.workflow_id)
-                evacuated = [i["id"] for i in wf.params.get("instances", [])]
+                steps = {s.name: s for s in self.store.get_steps(wf.id)}
+                for inst in wf.params.get("instances", []):
+                    step = steps.get(f"evacuate:{inst['id']}")
+                    ok = step is not None and bool((step.result or {}).get("ok"))
+                    (evacuated if ok else stayed).append(str(inst["id"]))
         wf_id = f"ha-rejoin-{self.site}-{host}-{row.incarnation}"[:64]
         hastore.update_host(
             self.store,
@@ -433,7 +475,9 @@ class HaService:
             state="rejoining",
         )
         self.executor.submit(
-            REJOIN, {"site": self.site, "host": host, "evacuated": evacuated}, workflow_id=wf_id
+            REJOIN,
+            {"site": self.site, "host": host, "evacuated": evacuated, "not_evacuated": stayed},
+            workflow_id=wf_id,
         )
         self.event("rejoin", host=host, workflow=wf_id)
         self._wake.set()

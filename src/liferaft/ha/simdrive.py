@@ -247,6 +247,13 @@ class SimDrive:
             return None
         return self.store.get_workflow(row.workflow_id)
 
+    def rejoin_workflow(self, host: str) -> Workflow | None:
+        """The newest rejoin workflow of ``host`` (its id names the incarnation)."""
+        found = [
+            w for w in self.store.list_workflows(kind="ha-rejoin") if w.params.get("host") == host
+        ]
+        return max(found, key=lambda w: w.created_at) if found else None
+
     def host_state(self, host: str) -> str | None:
         from liferaft.store import ha as hastore
 

@@ -122,6 +122,24 @@ def _fence_of(ctx: StepContext) -> dict[str, Any]:
     return dict(fence)
 
 
+async def _groups_of(
+    cloud: Cloud, instances: list[dict[str, Any]]
+) -> dict[str, planner.GroupPlacement]:
+    """The server groups of the instances being evacuated, with where their other members run."""
+    moving = {str(i["id"]) for i in instances}
+    groups = [g for g in await cloud.list_server_groups() if moving & set(g.members)]
+    if not groups:
+        return {}
+    others = {m for g in groups for m in g.members if m not in moving}
+    host_of: dict[str, str | None] = {}
+    for m in sorted(others):
+        try:
+            host_of[m] = (await cloud.get_server(m)).host
+        except ResourceNotFound:
+            continue  # a member deleted meanwhile no longer counts
+    return planner.group_placements(instances, groups, host_of)
+
+
 def build_recover(rt: HaRuntime) -> Callable[[dict[str, Any]], WorkflowDef]:
     def build(params: dict[str, Any]) -> WorkflowDef:
         site: str = params["site"]
@@ -220,12 +238,14 @@ def build_recover(rt: HaRuntime) -> Callable[[dict[str, Any]], WorkflowDef]:
                 h for h in seg.hosts if usable(h) and not (h in seg.reserved_hosts and pooled(h))
             ]
             capacity = await cloud().capacity()
+            groups = await _groups_of(cloud(), instances)
             targets, used, unplaced = planner.plan_targets(
                 instances,
                 method=seg.recovery_method,
                 auto_room=planner.rooms(capacity, auto_hosts),
                 reserved_room=planner.rooms(capacity, reserved_pool),
                 reserved_order=reserved_pool,
+                groups=groups,
             )
             for h in used:
                 _confirm_leadership(ctx)
@@ -402,7 +422,15 @@ def build_rejoin(rt: HaRuntime) -> Callable[[dict[str, Any]], WorkflowDef]:
             return {"driver": None}
 
         async def clean(ctx: StepContext) -> dict[str, Any]:
-            """Refuse to rejoin while instances evacuated from the host still point at it."""
+            """Refuse to rejoin while instances evacuated from the host still point at it.
+
+            Only instances the recovery moved count: one it could not move (no room,
+            refused, timed out) was never evacuated, still belongs to this host and
+            comes back with it -- noted, not a reason to hold the host out.  The
+            evacuated instances' remains on the host's disks are Nova's to clean at
+            the compute service's start; until it has, Nova refuses the unforce
+            (``unforce`` retries).
+            """
             evacuated = set(params.get("evacuated", []))
             on_host = await cloud().list_servers(host=host)
             leftovers = [s.id for s in on_host if s.id in evacuated]
@@ -411,7 +439,10 @@ def build_rejoin(rt: HaRuntime) -> Callable[[dict[str, Any]], WorkflowDef]:
                     f"host {host} still holds evacuated instances {', '.join(sorted(leftovers))}; "
                     "clean them up, then resume"
                 )
-            return {"kept": [s.id for s in on_host]}
+            stayed = sorted(s.id for s in on_host if s.id in set(params.get("not_evacuated", [])))
+            if stayed:
+                ctx.note(ha="rejoin_with_unevacuated", host=host, instances=stayed)
+            return {"kept": [s.id for s in on_host], "not_evacuated": stayed}
 
         async def unforce(ctx: StepContext) -> dict[str, Any]:
             _confirm_leadership(ctx)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from liferaft.clouds.model import Inventory, ProviderCapacity, Server
+from liferaft.clouds.model import Inventory, ProviderCapacity, Server, ServerGroup
 from liferaft.config.model import HaSegmentSettings
 from liferaft.ha import planner
 
@@ -101,3 +101,52 @@ def test_rh_priority_falls_back_to_auto() -> None:
 def test_no_room_is_reported() -> None:
     targets, _, left = _plan("reserved_host", 9)
     assert len(targets) == 8 and left == ["id8"]
+
+
+def _grouped(policy: str, members: int, *, elsewhere: dict[str, str] | None = None, **rules: int):  # type: ignore[no-untyped-def]
+    """Plan ``members`` instances of one server group over hosts a, b, c (plenty of room)."""
+    insts = [planner.instance_record(server(i)) for i in range(members)]
+    others = elsewhere or {}
+    grp = ServerGroup(
+        id="g",
+        name="g",
+        policy=policy,
+        members=tuple([r["id"] for r in insts] + list(others)),
+        max_server_per_host=rules.get("max_server_per_host"),
+    )
+    groups = planner.group_placements(insts, [grp], others)
+    cap = [provider(h, 64, 65536) for h in ("a", "b", "c")]
+    return planner.plan_targets(
+        insts,
+        method="auto",
+        auto_room=planner.rooms(cap, ["a", "b", "c"]),
+        reserved_room={},
+        reserved_order=[],
+        groups=groups,
+    )
+
+
+def test_anti_affinity_puts_members_on_distinct_hosts_and_leaves_the_rest_unplaced() -> None:
+    # One member already runs on c: only a and b are left for the three evacuated.
+    targets, _used, left = _grouped("anti-affinity", 3, elsewhere={"live": "c"})
+    assert sorted(targets.values()) == ["a", "b"] and len(left) == 1
+    targets, _used, left = _grouped("anti-affinity", 4, max_server_per_host=2)
+    assert sorted(targets.values()).count("a") <= 2 and left == []
+    assert all(list(targets.values()).count(h) <= 2 for h in "abc")
+
+
+def test_affinity_keeps_members_together_where_the_group_runs() -> None:
+    targets, _used, left = _grouped("affinity", 3)
+    assert len(set(targets.values())) == 1 and left == []
+    targets, _used, left = _grouped("affinity", 3, elsewhere={"live": "b"})
+    assert set(targets.values()) == {"b"} and left == []
+
+
+def test_soft_policies_prefer_but_do_not_forbid() -> None:
+    # Without the group, auto spreads by free RAM; soft-affinity packs on the member's host.
+    targets, _used, left = _grouped("soft-affinity", 5, elsewhere={"live": "c"})
+    assert set(targets.values()) == {"c"} and left == []
+    targets, _used, left = _grouped("soft-anti-affinity", 5, elsewhere={"live": "c"})
+    counts = sorted(list(targets.values()).count(h) for h in "abc")
+    assert counts == [1, 2, 2] and left == []
+    assert list(targets.values()).count("c") == 1  # c already holds one
