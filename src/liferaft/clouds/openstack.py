@@ -13,6 +13,7 @@ boundary (:mod:`liferaft.clouds.errors`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -898,7 +899,7 @@ class OpenStackCloud:
         *,
         name: str,
         tag: Tag,
-        data: bytes,
+        data: bytes | Path,
         disk_format: str = "raw",
         container_format: str = "bare",
         properties: dict[str, str] | None = None,
@@ -907,14 +908,17 @@ class OpenStackCloud:
 
         def call(c: openstack.connection.Connection) -> Image:
             image: Any = c.image
-            img = image.create_image(
-                name,
-                data=data,
-                disk_format=disk_format,
-                container_format=container_format,
-                allow_duplicates=True,
-                **props,
-            )
+            # A file is streamed from disk (an image may not fit in memory).
+            with contextlib.ExitStack() as stack:
+                body = stack.enter_context(open(data, "rb")) if isinstance(data, Path) else data
+                img = image.create_image(
+                    name,
+                    data=body,
+                    disk_format=disk_format,
+                    container_format=container_format,
+                    allow_duplicates=True,
+                    **props,
+                )
             return _image(c.image.get_image(img.id))
 
         return await self._run(f"upload image {name!r}", call)
@@ -934,6 +938,34 @@ class OpenStackCloud:
             return bytes(resp.content)
 
         return await self._run(f"download image {image_id}", call)
+
+    async def read_image(self, image_id: str, *, offset: int, length: int) -> bytes:
+        def call(c: openstack.connection.Connection) -> bytes:
+            end = offset + length - 1
+            resp = c.image.get(
+                f"/images/{image_id}/file",
+                headers={"Range": f"bytes={offset}-{end}"},
+                raise_exc=False,
+            )
+            if resp.status_code == 416:
+                return b""  # past the image's end
+            osx.raise_from_response(resp)
+            data = bytes(resp.content)
+            # A server that ignores Range answers 200 with the whole image.
+            return data[offset : offset + length] if resp.status_code == 200 else data
+
+        return await self._run(f"read image {image_id} at {offset}", call)
+
+    async def upload_volume_to_image(
+        self, volume_id: str, *, name: str, force: bool = True
+    ) -> Image:
+        def call(c: openstack.connection.Connection) -> Image:
+            got = c.block_storage.upload_volume_to_image(
+                volume_id, name, force=force, disk_format="raw", container_format="bare"
+            )
+            return _image(c.image.get_image(got["image_id"]))
+
+        return await self._run(f"upload volume {volume_id} to image {name!r}", call)
 
     async def delete_image(self, image_id: str) -> None:
         await self._run(

@@ -18,6 +18,7 @@ Conventions:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from liferaft.errors import GiveUp
@@ -163,6 +164,15 @@ class Cloud(Protocol):
     async def restore_backup(
         self, backup_id: str, *, volume_id: str | None = None, name: str | None = None
     ) -> Volume: ...
+    async def upload_volume_to_image(
+        self, volume_id: str, *, name: str, force: bool = True
+    ) -> Image:
+        """Cinder's upload-to-image: a new image holding the volume's bytes as of now.
+
+        The image carries no tag (the API takes none): callers name it uniquely
+        and find it again with :meth:`find_image`.
+        """
+        ...
 
     # -- network -----------------------------------------------------------------
     async def create_port(
@@ -198,7 +208,7 @@ class Cloud(Protocol):
         *,
         name: str,
         tag: Tag,
-        data: bytes,
+        data: bytes | Path,
         disk_format: str = "raw",
         container_format: str = "bare",
         properties: dict[str, str] | None = None,
@@ -208,6 +218,11 @@ class Cloud(Protocol):
         ...
 
     async def download_image(self, image_id: str) -> bytes: ...
+    async def read_image(self, image_id: str, *, offset: int, length: int) -> bytes:
+        """``length`` bytes of an active image's data from ``offset`` (an HTTP range request;
+        fewer at the image's end)."""
+        ...
+
     async def delete_image(self, image_id: str) -> None: ...
 
     # -- what a recovery plan is checked against ---------------------------------

@@ -562,6 +562,14 @@ class ProtectionSettings(Section):
         gt=0,
         description="Seconds between two looks for groups whose checkpoint is due.",
     )
+    image_copy_rate: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "For the `image-copy` method: the most bytes per second the copier sends to the "
+            "recovery site's object store (a checkpoint's own `rate_limit` wins); unset: no limit."
+        ),
+    )
     quiescer: str = Field(
         default="cloud",
         min_length=1,

@@ -37,6 +37,7 @@ from liferaft.engine.idempotency import IdempotencyTag
 from liferaft.engine.workflow import RetryPolicy, StepDef, WorkflowDef
 from liferaft.errors import GiveUp, RetryLater
 
+from . import image_copy
 from . import manifest as mf
 from .catalog import Catalog
 from .quiescers import Quiescer
@@ -60,6 +61,8 @@ class ProtectionDeps:
     poll: float = 1.0
     #: How long one resource may take to become available.
     timeout: float = 3600.0
+    #: The image-copy rate hook: bytes per second for chunk sends (None: no limit).
+    copy_rate: float | None = None
 
     def cloud(self, site: str) -> Cloud:
         try:
@@ -232,7 +235,11 @@ async def capture(deps: ProtectionDeps, ctx: StepContext) -> dict[str, Any]:
                 frozen.append(sid)
         captured_at = deps.clock.now()
         made: list[Snapshot] = []
-        for i, v in enumerate(p["volumes"]):
+        images: dict[str, str] | None = None
+        if p.get("method") == image_copy.METHOD:
+            # Point-in-time images of the volumes instead of snapshots, in the same window.
+            images = await image_copy.take_images(ctx, cloud, p)
+        for i, v in enumerate(p["volumes"] if images is None else []):
             vid = v["id"]
             find, create = _snapshot_fns(cloud, vid)
             snap: Snapshot = await ctx.ensure_created(
@@ -261,6 +268,13 @@ async def capture(deps: ProtectionDeps, ctx: StepContext) -> dict[str, Any]:
     deps.catalog.update_checkpoint(
         p["checkpoint_id"], captured_at=captured_at, consistency=consistency
     )
+    if images is not None:
+        return {
+            "captured_at": captured_at,
+            "consistency": consistency,
+            "images": images,
+            "order": order,
+        }
     return {
         "captured_at": captured_at,
         "consistency": consistency,
@@ -342,14 +356,18 @@ async def export(deps: ProtectionDeps, ctx: StepContext) -> dict[str, Any]:
 def build_manifest(p: dict[str, Any], results: dict[str, Any], now: float) -> dict[str, Any]:
     inv = results["describe"]
     cap = results["capture"]
-    backups = results["export"]
+    backups = results["export"] if "export" in results else image_copy.volume_entries(p, results)
     vols = []
     for v in p["volumes"]:
         d = dict(inv["volumes"][v["id"]])
         att = d.pop("attachments", [])
         d["attached_to"] = att[0]["server_id"] if att else None
         d["device"] = att[0]["device"] if att else None
-        d["backup"] = backups[v["id"]]
+        entry = backups[v["id"]]
+        if entry.get("method") == image_copy.METHOD:
+            d["image"] = entry["image"]  # the chunk list recovery assembles
+        else:
+            d["backup"] = entry
         vols.append(d)
     return {
         "checkpoint_id": p["checkpoint_id"],
@@ -379,11 +397,17 @@ async def write_manifest(deps: ProtectionDeps, ctx: StepContext) -> dict[str, An
     name = mf.object_name(p["group_id"], doc["captured_at"], p["checkpoint_id"])
     await target.put_object(deps.container, name, mf.sign(doc, deps.key))
     where = {"site": target.site, "container": deps.container, "object": name}
-    volumes = {
-        # object_count: what DR-Logic sizes the checkpoint from (absent in older results).
-        vid: {k: b.get(k) for k in ("backup_id", "incremental", "size_gb", "object_count")}
-        for vid, b in ctx.results["export"].items()
-    }
+    if "export" in ctx.results:
+        volumes = {
+            # object_count: what DR-Logic sizes the checkpoint from (absent in older results).
+            vid: {k: b.get(k) for k in ("backup_id", "incremental", "size_gb", "object_count")}
+            for vid, b in ctx.results["export"].items()
+        }
+    else:
+        volumes = {
+            vid: image_copy.catalog_entry(e)
+            for vid, e in image_copy.volume_entries(p, ctx.results).items()
+        }
     deps.catalog.update_checkpoint(
         p["checkpoint_id"],
         state="complete",
@@ -396,6 +420,8 @@ async def write_manifest(deps: ProtectionDeps, ctx: StepContext) -> dict[str, An
 
 async def cleanup(deps: ProtectionDeps, ctx: StepContext) -> list[str]:
     cloud = deps.cloud(ctx.params["site"])
+    if "images" in ctx.results["capture"]:
+        return await image_copy.delete_images(cloud, ctx.results["capture"]["images"])
     snaps = list(ctx.results["capture"]["snapshots"].values())
     for sid in snaps:
         await cloud.delete_snapshot(sid)
@@ -418,12 +444,25 @@ def build(deps: ProtectionDeps, params: dict[str, Any]) -> WorkflowDef:
         StepDef("describe", bind(describe), site=site),
         StepDef("capture", bind(capture), depends_on=("describe",), site=site),
     ]
+    if params.get("method") == image_copy.METHOD:
+        copies = tuple(f"copy:{i}" for i in range(n))
+        steps += [
+            StepDef(c, bind(image_copy.copy, i), depends_on=("capture",), site=site)
+            for i, c in enumerate(copies)
+        ]
+        steps.append(StepDef("manifest", bind(write_manifest), depends_on=copies or ("capture",)))
+    else:
+        steps += [
+            StepDef(_vol_key(i), bind(backup, i), depends_on=("capture",), site=site)
+            for i in range(n)
+        ]
+        steps += [
+            StepDef(
+                "export", bind(export), depends_on=tuple(_vol_key(i) for i in range(n)), site=site
+            ),
+            StepDef("manifest", bind(write_manifest), depends_on=("export",)),
+        ]
     steps += [
-        StepDef(_vol_key(i), bind(backup, i), depends_on=("capture",), site=site) for i in range(n)
-    ]
-    steps += [
-        StepDef("export", bind(export), depends_on=tuple(_vol_key(i) for i in range(n)), site=site),
-        StepDef("manifest", bind(write_manifest), depends_on=("export",)),
         StepDef("cleanup", bind(cleanup), depends_on=("manifest",), site=site),
         StepDef("retention", bind(retention_step), depends_on=("cleanup",)),
     ]

@@ -179,7 +179,15 @@ def _restore_group(
                 parent_id=doc.get("parent_id"),
                 consistency=doc.get("consistency"),
                 volumes={
-                    v["id"]: {k: v["backup"][k] for k in ("backup_id", "incremental", "size_gb")}
+                    v["id"]: (
+                        {k: v["backup"][k] for k in ("backup_id", "incremental", "size_gb")}
+                        if "backup" in v
+                        else {  # an image copy: its chunks are listed in the manifest
+                            "method": "image-copy",
+                            "size": v["image"]["size"],
+                            "chunks": len(v["image"]["chunks"]),
+                        }
+                    )
                     for v in doc["volumes"]
                 },
                 manifest={"site": source, "container": container, "object": name},

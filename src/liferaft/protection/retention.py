@@ -27,6 +27,7 @@ from liferaft.clouds.port import ResourceNotFound
 from liferaft.engine.executor import StepContext
 from liferaft.errors import RetryLater
 
+from . import image_copy
 from .model import Checkpoint, Policy
 
 
@@ -70,6 +71,8 @@ async def retention_step(deps: Any, ctx: StepContext) -> list[str]:
         pruned.append(cp.id)
     for cp in to_prune(cps, policy, deps.clock.now()):
         for vol in cp.volumes.values():
+            if "backup_id" not in vol:  # an image copy: its chunks are collected below
+                continue
             await site.delete_backup(vol["backup_id"])
             await _gone(deps, site, vol["backup_id"])
         if cp.manifest:
@@ -77,6 +80,12 @@ async def retention_step(deps: Any, ctx: StepContext) -> list[str]:
             await target.delete_object(cp.manifest["container"], cp.manifest["object"])
         catalog.update_checkpoint(cp.id, state="pruned")
         pruned.append(cp.id)
+    if p.get("method") == image_copy.METHOD:
+        busy = any(
+            c.id != p["checkpoint_id"]
+            for c in catalog.list_checkpoints(group_id=p["group_id"], states=("pending",))
+        )
+        ctx.note(chunks_deleted=len(await image_copy.collect_garbage(deps, p, busy=busy)))
     return pruned
 
 

@@ -22,6 +22,7 @@ from liferaft.engine.states import WORKFLOW_TERMINAL, WorkflowState
 from liferaft.errors import GiveUp, NotFound
 from liferaft.store import Store
 
+from . import image_copy
 from .checkpoint import KIND, ProtectionDeps
 from .model import DEFAULT_POLICY, Checkpoint, Conflict, Group, Member, Unknown
 
@@ -130,7 +131,8 @@ class ProtectionService:
             if parent is not None and c.requested_at > parent.requested_at
         ]
         if parent is not None and (
-            sorted(parent.volumes) != vols
+            policy.method == image_copy.METHOD  # each image copy is whole (no chain)
+            or sorted(parent.volumes) != vols
             or chain_len >= policy.chain_length
             or any(c.state != "complete" for c in since)
         ):
@@ -145,6 +147,7 @@ class ProtectionService:
             # Into the manifest, so `catalog rebuild` restores the policy with the group.
             "policy_settings": policy.to_dict(),
             "consistency": policy.consistency,
+            "method": policy.method,
             "servers": [
                 {"id": m.cloud_id, "name": m.name, "rank": m.quiesce_rank, "tier": m.tier}
                 for m in sorted(g.servers, key=lambda m: m.quiesce_rank)

@@ -30,6 +30,7 @@ from liferaft.engine.workflow import RetryPolicy, StepDef, WorkflowDef
 from liferaft.errors import GiveUp, RetryLater
 from liferaft.protection.checkpoint import wait_until
 
+from . import image_restore
 from .plancheck import resolved
 from .verifiers import Verifier
 
@@ -75,6 +76,8 @@ async def capacity(deps: RecoveryDeps, ctx: StepContext) -> dict[str, Any]:
 
 async def restore(deps: RecoveryDeps, ctx: StepContext, gi: int, vi: int) -> dict[str, Any]:
     vol = ctx.params["groups"][gi]["manifest"]["volumes"][vi]
+    if "image" in vol:  # the image-copy method: assembled from chunks
+        return await image_restore.restore_from_chunks(deps, ctx, vol, key=f"{_gk(gi)}v{vi}")
     cloud = deps.cloud
     b = vol["backup"]
     try:

@@ -96,6 +96,7 @@ class DrRuntime:
             container=ps.container,
             quiescer=quiescer,
             clock=clock,
+            copy_rate=ps.image_copy_rate,
         )
         self.protection = ProtectionService(self.deps, store, recovery_site=recovery_site)
         self.recovery = RecoveryService(

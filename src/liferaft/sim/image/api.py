@@ -198,6 +198,18 @@ def routes(site: Site) -> list[BaseRoute]:
         disk = image.disk
         if disk is None or image.status != "active":
             return Response(status_code=204)
+        wanted = store.parse_range(request.headers.get("range"), disk.size)
+        if wanted is not None:
+            start, end = wanted
+            return StreamingResponse(
+                store.read_chunks(disk.path, end - start, offset=start),
+                status_code=206,
+                media_type="application/octet-stream",
+                headers={
+                    "Content-Length": str(end - start),
+                    "Content-Range": f"bytes {start}-{end - 1}/{disk.size}",
+                },
+            )
         headers = {"Content-Length": str(disk.size)}
         if image.checksum:
             headers["Content-MD5"] = image.checksum

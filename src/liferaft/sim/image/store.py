@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..disks import Disk
+from ..http import ApiError
 
 CHUNK = 1 << 20
 
@@ -55,9 +56,10 @@ def hash_file(path: Path, size: int) -> tuple[str, str]:
     return h.result()
 
 
-def read_chunks(path: Path, size: int, chunk: int = CHUNK) -> Iterator[bytes]:
-    """The first ``size`` bytes of ``path`` in chunks (zeros past the file's end)."""
+def read_chunks(path: Path, size: int, chunk: int = CHUNK, *, offset: int = 0) -> Iterator[bytes]:
+    """``size`` bytes of ``path`` from ``offset``, in chunks (zeros past the file's end)."""
     with open(path, "rb") as f:
+        f.seek(offset)
         left = size
         while left > 0:
             data = f.read(min(chunk, left))
@@ -100,3 +102,29 @@ def copy_disk(src: Disk, path: Path, block_size: int) -> Disk:
     finally:
         os.close(fd)
     return adopt(path, size, block_size)
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The ``[start, end)`` of a single ``Range: bytes=a-b`` (or ``a-``, ``-n``) header.
+
+    ``None`` without a header (the whole image); Glance's 416 for a range
+    outside the image or one it cannot serve (several ranges).
+    """
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip() != "bytes" or "," in spec:
+        raise ApiError(416, f"Requested range not satisfiable: {header}")
+    first, _, last = spec.strip().partition("-")
+    try:
+        if first == "":
+            n = int(last)
+            start, end = max(0, size - n), size
+        else:
+            start = int(first)
+            end = size if last == "" else min(size, int(last) + 1)
+    except ValueError:
+        raise ApiError(416, f"Requested range not satisfiable: {header}") from None
+    if start < 0 or start >= size or end <= start:
+        raise ApiError(416, f"Requested range not satisfiable: {header}")
+    return start, end

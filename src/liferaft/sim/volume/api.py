@@ -35,6 +35,7 @@ from .common import (
     str_field,
     visible,
 )
+from .upload_image import upload_to_image
 
 if TYPE_CHECKING:
     from ..world import Site
@@ -347,6 +348,8 @@ def routes(site: Site) -> list[BaseRoute]:
             if "migration_status" in arg:
                 vol.migration_status = arg["migration_status"]
             return Response(status_code=202)
+        if action == "os-volume_upload_image":
+            return json_response({action: upload_to_image(site, vol, arg, ctx)}, status=202)
         if action == "os-set_bootable":
             vol.bootable = bool_field(arg, "bootable")
             return Response(status_code=200)

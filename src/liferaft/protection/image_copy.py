@@ -1,0 +1,364 @@
+"""The image-copy method (OPNFV method 2, ORBIT's default): volume images as content-addressed chunks.
+
+At each checkpoint, inside the capture's quiesce window, every protected
+volume is uploaded to an image at the protected site (Cinder's
+upload-to-image, a point-in-time copy of its *current* bytes).  Then one
+``copy:<i>`` step per volume reads its image back from the image service
+(HTTP range requests, a window of chunks at a time), cuts it into
+fixed-size chunks and stores each chunk, named by its SHA-256, in the
+recovery site's object store::
+
+    <container>/chunks/<group id>/<sha256 hex>
+
+Only chunks that are not there yet travel: a chunk an earlier checkpoint
+(or an earlier attempt of this one, killed mid-copy) stored is not sent
+again, so an interrupted copy resumes where it stopped and a checkpoint
+ships about the bytes of the chunks that changed.  All-zero chunks (the
+unwritten parts of a sparse volume) are neither hashed nor stored.  The
+manifest records, per volume, the image's size, the chunk size and the
+ordered chunk list (``""`` for a zero chunk); recovery assembles the image
+from it (:mod:`liferaft.recovery.image_restore`).
+
+Chunks are named per group so that one group's retention owns its chunks:
+:func:`collect_garbage` deletes the chunks that no kept manifest of the
+group references (reference counting from the manifests themselves, read
+from the recovery site), and does nothing while another checkpoint of the
+group is in flight (its chunks are not in any manifest yet).
+
+Each new chunk is a tagged create (``ctx.ensure_created``, ledger kind
+``chunk``), so a kill hook ``after_cloud_call@copy:<i>#<n>`` stops the
+controller right after the ``n``-th new chunk landed.  The copier's rate
+hook: ``rate_limit`` in the checkpoint's params (bytes per second, set by
+whoever schedules the checkpoint -- the DR-Logic later), else
+``ProtectionDeps.copy_rate``; ``None`` sends as fast as the link allows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from liferaft.clouds.model import Image
+from liferaft.clouds.port import Cloud
+from liferaft.engine.clock import Clock
+from liferaft.engine.executor import StepContext
+from liferaft.engine.idempotency import IdempotencyTag
+from liferaft.errors import GiveUp, RetryLater
+
+from . import manifest as mf
+
+if TYPE_CHECKING:
+    from .checkpoint import ProtectionDeps
+
+METHOD = "image-copy"
+#: Bytes per chunk (the unit of deduplication and of resumption).
+CHUNK_SIZE = 1 << 20
+#: Chunks read from the image service per range request.
+READ_WINDOW = 16
+PREFIX = "chunks"
+
+
+def chunk_prefix(group_id: str) -> str:
+    return f"{PREFIX}/{group_id}/"
+
+
+def chunk_object(group_id: str, digest: str) -> str:
+    return f"{chunk_prefix(group_id)}{digest}"
+
+
+def is_zero(data: bytes) -> bool:
+    """Whether a chunk holds only zero bytes (compared, not hashed: a sparse disk is mostly these)."""
+    return not data or data == bytes(len(data))
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def chunk_lengths(size: int, chunk_size: int) -> list[int]:
+    """The length of every chunk of an image of ``size`` bytes (the last may be short)."""
+    full, rest = divmod(size, chunk_size)
+    return [chunk_size] * full + ([rest] if rest else [])
+
+
+def referenced(manifest: dict[str, Any]) -> set[str]:
+    """The chunk digests a manifest needs."""
+    out: set[str] = set()
+    for v in manifest.get("volumes", []):
+        img = v.get("image")
+        if img:
+            out.update(d for d in img.get("chunks", []) if d)
+    return out
+
+
+def changed_bytes(old: list[str], new: list[str], size: int, chunk_size: int) -> int:
+    """Bytes of the chunks of ``new`` that differ from the same position in ``old`` (zeros excluded)."""
+    total = 0
+    for i, n in enumerate(chunk_lengths(size, chunk_size)):
+        d = new[i]
+        if d and (i >= len(old) or old[i] != d):
+            total += n
+    return total
+
+
+class RateLimit:
+    """Pace sends to at most ``bytes_per_s`` on the injected clock (no limit when ``None``)."""
+
+    def __init__(self, clock: Clock, bytes_per_s: float | None) -> None:
+        if bytes_per_s is not None and bytes_per_s <= 0:
+            raise GiveUp(f"image-copy rate limit must be > 0 bytes/s, not {bytes_per_s}")
+        self.clock = clock
+        self.rate = bytes_per_s
+        self._free_at: float | None = None
+
+    async def take(self, nbytes: int) -> None:
+        """Wait until ``nbytes`` more may be sent."""
+        if self.rate is None:
+            return
+        now = self.clock.now()
+        start = now if self._free_at is None else max(now, self._free_at)
+        self._free_at = start + nbytes / self.rate
+        if start > now:
+            await self.clock.sleep(start - now)
+
+
+@dataclass
+class CopyStats:
+    chunks: list[str] = field(default_factory=list)
+    sent_bytes: int = 0
+    sent_chunks: int = 0
+    reused_chunks: int = 0
+    zero_chunks: int = 0
+
+
+# -- capture: the images, inside the quiesce window --------------------------------
+def image_name(checkpoint_id: str, index: int) -> str:
+    return f"lr-{checkpoint_id[:12]}-i{index}"
+
+
+async def take_images(ctx: StepContext, cloud: Cloud, params: dict[str, Any]) -> dict[str, str]:
+    """Upload every protected volume to a new image (point in time); volume id -> image id.
+
+    Cinder's upload-to-image takes no tag, so the image is found again by
+    its name, unique to the checkpoint and the volume's index.
+    """
+    images: dict[str, str] = {}
+    for i, v in enumerate(params["volumes"]):
+        vid = v["id"]
+
+        async def find(t: IdempotencyTag) -> Image | None:
+            return await cloud.find_image(t.name)
+
+        async def create(t: IdempotencyTag, vid: str = vid) -> Image:
+            return await cloud.upload_volume_to_image(vid, name=t.name, force=True)
+
+        img: Image = await ctx.ensure_created(
+            kind="image",
+            name=image_name(params["checkpoint_id"], i),
+            find=find,
+            create=create,
+            cloud_id=_image_id,
+            site=cloud.site,
+        )
+        images[vid] = img.id
+    return images
+
+
+def _image_id(i: Image) -> str:
+    return i.id
+
+
+# -- copy:<i> ----------------------------------------------------------------------
+async def copy(deps: ProtectionDeps, ctx: StepContext, index: int) -> dict[str, Any]:
+    """Copy one volume's image to the recovery site as chunks; only missing chunks travel."""
+    from .checkpoint import wait_until
+
+    p = ctx.params
+    src = deps.cloud(p["site"])
+    dst = deps.cloud(p["recovery_site"])
+    vid = p["volumes"][index]["id"]
+    image_id = ctx.results["capture"]["images"][vid]
+    chunk_size = int(p.get("chunk_size") or CHUNK_SIZE)
+    img = await wait_until(
+        deps.clock,
+        lambda: src.get_image(image_id),
+        lambda i: i.status == "active",
+        failed=lambda i: i.status in ("killed", "deleted"),
+        what=f"{src.site}: image {image_id} of volume {vid}",
+        poll=deps.poll,
+        timeout=deps.timeout,
+    )
+    size = int(img.size or 0)
+    group = p["group_id"]
+    present = set(await dst.list_objects(deps.container, prefix=chunk_prefix(group)))
+    limit = RateLimit(deps.clock, p.get("rate_limit") or deps.copy_rate)
+    stats = CopyStats()
+    lengths = chunk_lengths(size, chunk_size)
+    offset = 0
+    while offset < size:
+        want = min(chunk_size * READ_WINDOW, size - offset)
+        window = await src.read_image(image_id, offset=offset, length=want)
+        if len(window) != want:
+            raise RetryLater(
+                f"{src.site}: image {image_id}: read {len(window)} bytes at {offset}, wanted {want}"
+            )
+        for at in range(0, want, chunk_size):
+            piece = window[at : at + chunk_size]
+            if is_zero(piece):
+                stats.chunks.append("")
+                stats.zero_chunks += 1
+                continue
+            d = digest(piece)
+            stats.chunks.append(d)
+            name = chunk_object(group, d)
+            if name in present:
+                stats.reused_chunks += 1
+                continue
+            await _put_chunk(deps, ctx, dst, name, piece, limit)
+            present.add(name)
+            stats.sent_chunks += 1
+            stats.sent_bytes += len(piece)
+        offset += want
+    assert len(stats.chunks) == len(lengths)
+    await _resend_missing(deps, ctx, src, dst, image_id, stats, lengths, limit, group)
+    # The chunks this step sent in every attempt (the ledger survives a kill): what travelled.
+    made = {r.cloud_id for r in ctx.resources() if r.kind == "chunk"}
+    sent_total = sum(
+        n
+        for d, n in zip(stats.chunks, lengths, strict=True)
+        if d and chunk_object(group, d) in made
+    )
+    return {
+        "volume_id": vid,
+        "image_id": image_id,
+        "image": {
+            "container": deps.container,
+            "prefix": chunk_prefix(group),
+            "size": size,
+            "chunk_size": chunk_size,
+            "chunks": stats.chunks,
+        },
+        "sent_bytes": sent_total,
+        "sent_bytes_this_attempt": stats.sent_bytes,
+        "sent_chunks": stats.sent_chunks,
+        "reused_chunks": stats.reused_chunks,
+        "zero_chunks": stats.zero_chunks,
+    }
+
+
+async def _put_chunk(
+    deps: ProtectionDeps,
+    ctx: StepContext,
+    dst: Cloud,
+    name: str,
+    data: bytes,
+    limit: RateLimit,
+) -> None:
+    async def find(t: IdempotencyTag) -> str | None:
+        return name if name in await dst.list_objects(deps.container, prefix=name) else None
+
+    async def create(t: IdempotencyTag) -> str:
+        await limit.take(len(data))
+        await dst.put_object(deps.container, name, data)
+        return name
+
+    await ctx.ensure_created(
+        kind="chunk",
+        name=f"chunk-{name.rsplit('/', 1)[-1][:32]}",
+        find=find,
+        create=create,
+        cloud_id=lambda n: n,
+        site=dst.site,
+    )
+
+
+async def _resend_missing(
+    deps: ProtectionDeps,
+    ctx: StepContext,
+    src: Cloud,
+    dst: Cloud,
+    image_id: str,
+    stats: CopyStats,
+    lengths: list[int],
+    limit: RateLimit,
+    group: str,
+) -> None:
+    """Send again any chunk this copy counted on that is gone now.
+
+    A chunk found at the start may have been collected since by a retention
+    that did not see this checkpoint in flight yet; the manifest must not
+    name a chunk that is not there.
+    """
+    present = set(await dst.list_objects(deps.container, prefix=chunk_prefix(group)))
+    chunk_size = lengths[0] if lengths else CHUNK_SIZE
+    for i, d in enumerate(stats.chunks):
+        name = chunk_object(group, d) if d else ""
+        if not d or name in present:
+            continue
+        piece = await src.read_image(image_id, offset=i * chunk_size, length=lengths[i])
+        if digest(piece) != d:
+            raise RetryLater(f"{src.site}: image {image_id} changed under the copy (chunk {i})")
+        await _put_chunk(deps, ctx, dst, name, piece, limit)
+        present.add(name)
+        stats.sent_chunks += 1
+        stats.sent_bytes += len(piece)
+
+
+def volume_entries(params: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+    """Per volume, what the manifest and the catalog record (the image-copy counterpart of export)."""
+    out: dict[str, Any] = {}
+    for i, v in enumerate(params["volumes"]):
+        r = results[f"copy:{i}"]
+        out[v["id"]] = {
+            "method": METHOD,
+            "image": r["image"],
+            "sent_bytes": r["sent_bytes"],
+            "sent_bytes_last_attempt": r["sent_bytes_this_attempt"],
+        }
+    return out
+
+
+def catalog_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """The catalog's short record of one volume's copy (the chunk list stays in the manifest)."""
+    img = entry["image"]
+    return {
+        "method": METHOD,
+        "size": img["size"],
+        "chunks": len(img["chunks"]),
+        "sent_bytes": entry["sent_bytes"],
+        "sent_bytes_last_attempt": entry["sent_bytes_last_attempt"],
+    }
+
+
+# -- cleanup and retention ----------------------------------------------------------
+async def delete_images(cloud: Cloud, images: dict[str, str]) -> list[str]:
+    for image_id in images.values():
+        await cloud.delete_image(image_id)
+    return list(images.values())
+
+
+async def collect_garbage(deps: ProtectionDeps, params: dict[str, Any], *, busy: bool) -> list[str]:
+    """Delete the group's chunks that no manifest kept at the recovery site references.
+
+    Nothing is deleted while another checkpoint of the group is in flight
+    (``busy``) or when a manifest does not verify (its references are not
+    known, so every chunk is kept until it is dealt with).
+    """
+    if busy:
+        return []
+    target = deps.cloud(params["recovery_site"])
+    group = params["group_id"]
+    keep: set[str] = set()
+    for name in await target.list_objects(deps.container, prefix=mf.group_prefix(group)):
+        try:
+            doc = mf.verify(await target.get_object(deps.container, name), deps.key, where=name)
+        except mf.ManifestRefused:
+            return []
+        keep |= referenced(doc)
+    gone = []
+    for name in await target.list_objects(deps.container, prefix=chunk_prefix(group)):
+        if name.rsplit("/", 1)[-1] not in keep:
+            await target.delete_object(deps.container, name)
+            gone.append(name)
+    return gone

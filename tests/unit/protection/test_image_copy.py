@@ -1,0 +1,99 @@
+"""The image-copy method's pure parts: chunk geometry, zero chunks, references, the rate hook."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from liferaft.engine.clock import ManualClock
+from liferaft.errors import GiveUp
+from liferaft.protection import image_copy as ic
+from liferaft.protection.model import Policy, check_policy
+from liferaft.sim.http import ApiError
+from liferaft.sim.image.store import parse_range
+
+MIB = 1 << 20
+
+
+def test_chunk_lengths_cover_the_image_with_a_short_last_chunk() -> None:
+    assert ic.chunk_lengths(0, MIB) == []
+    assert ic.chunk_lengths(3 * MIB, MIB) == [MIB] * 3
+    assert ic.chunk_lengths(2 * MIB + 5, MIB) == [MIB, MIB, 5]
+
+
+def test_zero_chunks_are_recognised_without_hashing() -> None:
+    assert ic.is_zero(bytes(MIB)) and ic.is_zero(b"")
+    assert not ic.is_zero(bytes(MIB - 1) + b"\1")
+
+
+def test_changed_bytes_counts_positions_that_differ_and_ignores_zero_chunks() -> None:
+    old = ["a", "b", "", "c"]
+    new = ["a", "x", "", "c", "d"]
+    # Position 1 changed (1 MiB), position 4 is new (5 bytes); the zero chunk counts nothing.
+    assert ic.changed_bytes(old, new, 4 * MIB + 5, MIB) == MIB + 5
+    assert ic.changed_bytes(new, new, 4 * MIB + 5, MIB) == 0
+
+
+def test_referenced_collects_every_volumes_chunks_but_not_zero_ones() -> None:
+    doc = {
+        "volumes": [
+            {"image": {"chunks": ["a", "", "b"]}},
+            {"backup": {"backup_id": "x"}},
+            {"image": {"chunks": ["b", "c"]}},
+        ]
+    }
+    assert ic.referenced(doc) == {"a", "b", "c"}
+
+
+def test_chunk_names_are_per_group_and_content_addressed() -> None:
+    d = ic.digest(b"hello")
+    assert ic.chunk_object("g1", d) == f"chunks/g1/{d}"
+    assert ic.chunk_object("g1", d).startswith(ic.chunk_prefix("g1"))
+    assert len(d) == 64
+
+
+def test_rate_limit_paces_sends_on_the_injected_clock() -> None:
+    async def run() -> list[float]:
+        clock = ManualClock(start=0.0, auto_advance=True)
+        limit = ic.RateLimit(clock, 1000.0)
+        times = []
+        for _ in range(4):
+            await limit.take(500)
+            times.append(clock.now())
+        return times
+
+    # 500 bytes at 1000 B/s: each send may start 0.5 s after the previous one.
+    assert asyncio.run(run()) == [0.0, 0.5, 1.0, 1.5]
+
+
+def test_no_rate_limit_never_sleeps_and_a_bad_one_is_refused() -> None:
+    async def run() -> float:
+        clock = ManualClock(start=0.0, auto_advance=True)
+        limit = ic.RateLimit(clock, None)
+        for _ in range(10):
+            await limit.take(10**9)
+        return clock.now()
+
+    assert asyncio.run(run()) == 0.0
+    with pytest.raises(GiveUp, match="rate limit"):
+        ic.RateLimit(ManualClock(), 0.0)
+
+
+def test_policy_method_image_copy_is_valid_and_others_are_named() -> None:
+    p = Policy("p", 60, 30, 2, 3600, method="image-copy")
+    assert check_policy(p) is p
+    with pytest.raises(GiveUp, match="method must be one of snapshot-backup, image-copy"):
+        check_policy(Policy("p", 60, 30, 2, 3600, method="image-cpy"))
+
+
+def test_glance_range_header_parsing() -> None:
+    assert parse_range(None, 100) is None
+    assert parse_range("bytes=0-9", 100) == (0, 10)
+    assert parse_range("bytes=90-", 100) == (90, 100)
+    assert parse_range("bytes=-5", 100) == (95, 100)
+    assert parse_range("bytes=50-500", 100) == (50, 100)
+    for bad in ("bytes=100-", "items=0-1", "bytes=0-1,5-6", "bytes=x-y"):
+        with pytest.raises(ApiError) as e:
+            parse_range(bad, 100)
+        assert e.value.status == 416
