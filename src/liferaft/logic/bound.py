@@ -62,7 +62,7 @@ achieves ratio ``r`` when every group's RPO stays ``<= r * T_g`` on
 
 Every window gives a necessary condition, so checking any set of windows
 is valid. ``need`` shrinks as ``r`` grows (``b - r T_g`` moves left,
-``K_g`` grows), so the smallest ``r`` passing every checked window --
+``K_g`` grows, the separated windows thin out), so the smallest ``r`` passing every checked window --
 found by bisection -- is a lower bound; so is ``max_g o_g / T_g`` (a
 checkpoint cannot land sooner than its overhead). The bound ignores that
 pieces are separated by transfers, that one transfer cannot use the whole
