@@ -184,7 +184,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
             evac.append(await evacuation_case(n, work, sequential=n <= seq_max))
             phases[f"evacuation_{n}"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
-        tri = await lane_trials(n_trials, work, lanes=args.lanes)
+        tri = await lane_trials(n_trials, work, lanes=args.lanes or (12 if args.quick else 40))
         phases["trials"] = round(time.monotonic() - t0, 1)
         kills: dict[str, Any] = {
             "count": 0,
@@ -232,7 +232,9 @@ def main() -> None:
     )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--trials", type=int, default=0, help="number of randomized fault trials")
-    ap.add_argument("--lanes", type=int, default=12, help="trials running side by side")
+    ap.add_argument(
+        "--lanes", type=int, default=0, help="trials running side by side (12 quick, 40 full)"
+    )
     ap.add_argument(
         "--sequential-max",
         type=int,
