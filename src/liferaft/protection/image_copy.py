@@ -215,7 +215,7 @@ async def copy(deps: ProtectionDeps, ctx: StepContext, index: int) -> dict[str, 
             if name in present:
                 stats.reused_chunks += 1
                 continue
-            await _put_chunk(deps, ctx, dst, name, piece, limit)
+            await _put_chunk(deps, ctx, dst, name, piece, limit, present)
             present.add(name)
             stats.sent_chunks += 1
             stats.sent_bytes += len(piece)
@@ -254,9 +254,13 @@ async def _put_chunk(
     name: str,
     data: bytes,
     limit: RateLimit,
+    present: set[str],
 ) -> None:
+    # ``present`` was listed when this attempt started, so it holds what an earlier
+    # attempt stored (even a chunk stored in the instant before a kill): a chunk not in
+    # it is not there, and storing it again would be harmless anyway (same name, bytes).
     async def find(t: IdempotencyTag) -> str | None:
-        return name if name in await dst.list_objects(deps.container, prefix=name) else None
+        return name if name in present else None
 
     async def create(t: IdempotencyTag) -> str:
         await limit.take(len(data))
@@ -299,7 +303,7 @@ async def _resend_missing(
         piece = await src.read_image(image_id, offset=i * chunk_size, length=lengths[i])
         if digest(piece) != d:
             raise RetryLater(f"{src.site}: image {image_id} changed under the copy (chunk {i})")
-        await _put_chunk(deps, ctx, dst, name, piece, limit)
+        await _put_chunk(deps, ctx, dst, name, piece, limit, present)
         present.add(name)
         stats.sent_chunks += 1
         stats.sent_bytes += len(piece)
