@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from liferaft.config.model import DrLogicSettings
@@ -43,7 +43,7 @@ from liferaft.engine.states import WORKFLOW_TERMINAL
 from liferaft.errors import LiferaftError, NotFound
 from liferaft.links.port import LinkMonitor, LinkSample, LinkShaper, ShapeOrder
 from liferaft.protection import cleanup
-from liferaft.protection.model import Checkpoint, Group
+from liferaft.protection.model import Checkpoint, Group, Policy
 from liferaft.protection.service import ProtectionService, Submit
 
 from .contract import (
@@ -65,6 +65,20 @@ FALLBACK = "per-group-interval"
 HISTORY = 20
 #: Forced checkpoints and clean-ups remembered for the status.
 RECENT = 50
+
+
+@dataclass
+class Snapshot:
+    """The catalog as one pass reads it: every checkpoint by group (oldest first), the policies.
+
+    Two queries instead of several per group (docs/drlogic.md, bench/drloop.py).
+    """
+
+    checkpoints: dict[str, list[Checkpoint]]
+    policies: dict[str, Policy]
+
+    def of(self, g: Group) -> list[Checkpoint]:
+        return self.checkpoints.setdefault(g.id, [])
 
 
 class LogicLoop:
@@ -118,14 +132,17 @@ class LogicLoop:
         """One pass (see the module docstring); returns the checkpoints started."""
         now = self.clock.now()
         groups = [g for g in self.catalog.list_groups(site=self.site) if g.volumes]
-        busy = {g.id: self._busy(g) for g in groups}
+        snap = self.snapshot()
+        busy = {g.id: self._busy(g, snap) for g in groups}
         started = []
         for g in groups:
             if busy[g.id]:
                 continue
-            reason = self._forced_reason(g, now)
+            reason = self._forced_reason(g, now, snap)
             if reason is not None:
-                started.append(self.protection.start_checkpoint(g, submit))
+                cp = self.protection.start_checkpoint(g, submit)
+                started.append(cp)
+                snap.of(g).append(cp)
                 busy[g.id] = True
                 with self._lock:
                     self._forced.append(
@@ -134,15 +151,28 @@ class LogicLoop:
         interval = self.settings.drlogic_interval
         if self._last_run is None or now - self._last_run >= interval - 1e-9:
             self._last_run = now
-            started += self._decide_and_apply(groups, busy, now, submit)
+            started += self._decide_and_apply(groups, busy, now, submit, snap)
         every = self.settings.drlogic_clean_up_interval
         if self._last_cleanup is None or now - self._last_cleanup >= every - 1e-9:
             self._last_cleanup = now
             self._clean_up(groups, busy, now, submit)
         return started
 
-    def _busy(self, g: Group) -> bool:
-        running = self.protection.in_flight(g)
+    def snapshot(self) -> Snapshot:
+        by_group: dict[str, list[Checkpoint]] = defaultdict(list)
+        for c in self.catalog.list_checkpoints():
+            by_group[c.group_id].append(c)
+        return Snapshot(dict(by_group), {p.name: p for p in self.catalog.list_policies()})
+
+    def _policy(self, g: Group, snap: Snapshot) -> Policy:
+        return snap.policies.get(g.policy) or self.catalog.get_policy(g.policy)
+
+    def _busy(self, g: Group, snap: Snapshot) -> bool:
+        running = False
+        if any(c.state == "pending" for c in snap.of(g)):
+            # Settles checkpoints whose workflow ended without completing (marked failed).
+            running = self.protection.in_flight(g)
+            snap.checkpoints[g.id] = self.catalog.list_checkpoints(group_id=g.id)
         wid = self._cleaning.get(g.id)
         if wid is not None:
             try:
@@ -154,12 +184,12 @@ class LogicLoop:
                 del self._cleaning[g.id]
         return running
 
-    def _forced_reason(self, g: Group, now: float) -> str | None:
-        last = self.catalog.latest_checkpoint(g.id)
-        if last is None:
+    def _forced_reason(self, g: Group, now: float, snap: Snapshot) -> str | None:
+        cps = snap.of(g)
+        if not cps:
             return "first checkpoint: the group has no recovery point"
-        since = now - last.requested_at
-        policy = self.catalog.get_policy(g.policy)
+        since = now - cps[-1].requested_at
+        policy = self._policy(g, snap)
         if since >= policy.interval_seconds:
             return (
                 f"policy {policy.name!r}: {policy.interval_seconds:g} s since the last checkpoint"
@@ -214,9 +244,11 @@ class LogicLoop:
                 n += count - 1
         return n * self.settings.backup_object_bytes
 
-    def group_state(self, g: Group, now: float) -> tuple[GroupState, list[TransferState]]:
-        policy = self.catalog.get_policy(g.policy)
-        cps = self.catalog.list_checkpoints(group_id=g.id)
+    def group_state(
+        self, g: Group, now: float, snap: Snapshot
+    ) -> tuple[GroupState, list[TransferState]]:
+        policy = self._policy(g, snap)
+        cps = snap.of(g)
         landed = sorted(
             (
                 c
@@ -272,12 +304,14 @@ class LogicLoop:
         ]
         return state, transfers
 
-    def build_state(self, groups: list[Group], now: float) -> tuple[State, dict[str, Any]]:
+    def build_state(
+        self, groups: list[Group], now: float, snap: Snapshot
+    ) -> tuple[State, dict[str, Any]]:
         link, info = self._link()
         gs: list[GroupState] = []
         trs: list[TransferState] = []
         for g in groups:
-            s, t = self.group_state(g, now)
+            s, t = self.group_state(g, now, snap)
             gs.append(s)
             trs += t
         state = State(
@@ -320,9 +354,9 @@ class LogicLoop:
             return None, "none"
 
     def _decide_and_apply(
-        self, groups: list[Group], busy: dict[str, bool], now: float, submit: Submit
+        self, groups: list[Group], busy: dict[str, bool], now: float, submit: Submit, snap: Snapshot
     ) -> list[Checkpoint]:
-        state, link = self.build_state(groups, now)
+        state, link = self.build_state(groups, now, snap)
         decisions, used = self._ask(state)
         by_id = {g.id: g for g in groups}
         started: list[Checkpoint] = []
@@ -333,9 +367,7 @@ class LogicLoop:
             return started
         self._previous_ratio = decisions.ratio
         limit = decisions.max_concurrent_transfers
-        running = sum(
-            len(self.catalog.list_checkpoints(group_id=g.id, states=("pending",))) for g in groups
-        )
+        running = sum(1 for g in groups for c in snap.of(g) if c.state == "pending")
         for o in decisions.checkpoints:
             g = by_id.get(o.group_id)
             entry = {"group_id": o.group_id, "group": g.name if g else None, "reason": o.reason}
@@ -414,9 +446,10 @@ class LogicLoop:
         """The active logic, the latest decisions with reasons, RPO and compliance per group."""
         now = self.clock.now()
         out_groups = []
+        snap = self.snapshot()
         for g in self.catalog.list_groups(site=self.site):
-            policy = self.catalog.get_policy(g.policy)
-            cps = self.catalog.list_checkpoints(group_id=g.id)
+            policy = self._policy(g, snap)
+            cps = snap.of(g)
             landed = [
                 c.captured_at
                 for c in cps
