@@ -47,6 +47,7 @@ from liferaft.protection.model import Checkpoint, Group, Policy
 from liferaft.protection.service import ProtectionService, Submit
 
 from .contract import (
+    Carrier,
     CheckpointRecord,
     Decisions,
     DRLogic,
@@ -232,23 +233,32 @@ class LogicLoop:
         return state, info
 
     def checkpoint_bytes(self, c: Checkpoint) -> int:
-        """What a checkpoint shipped: its backups' data objects times the object size.
+        """What a checkpoint shipped.
 
-        The backup service reports how many objects a backup wrote (one of
-        them its metadata); an incremental backup writes only changed chunks.
+        An image copy counts the bytes of the chunks it sent (exact). A
+        backup: its data objects times the object size -- the backup service
+        reports how many objects a backup wrote (one of them its metadata),
+        and an incremental backup writes only changed chunks.
         """
-        n = 0
+        sent, objects = 0, 0
         for v in c.volumes.values():
-            count = v.get("object_count") if isinstance(v, dict) else None
+            if not isinstance(v, dict):
+                continue
+            if isinstance(v.get("sent_bytes"), int):
+                sent += v["sent_bytes"]
+                continue
+            count = v.get("object_count")
             if isinstance(count, int) and count > 1:
-                n += count - 1
-        return n * self.settings.backup_object_bytes
+                objects += count - 1
+        return sent + objects * self.settings.backup_object_bytes
 
     def group_state(
         self, g: Group, now: float, snap: Snapshot
     ) -> tuple[GroupState, list[TransferState]]:
         policy = self._policy(g, snap)
         cps = snap.of(g)
+        # Who carries the group's data: Liferaft's own copier, or the backup service.
+        carrier: Carrier = "image-copy" if policy.method == "image-copy" else "volume-backup"
         landed = sorted(
             (
                 c
@@ -283,7 +293,7 @@ class LogicLoop:
             target_s=policy.rpo_seconds,
             weight=1.0,
             overhead_s=max(0.0, sum(overheads) / len(overheads)) if overheads else 0.0,
-            carrier="volume-backup",
+            carrier=carrier,
             recovery_point_s=rp,
             last_capture_s=last_capture,
             history=tuple(history[-HISTORY:]),
@@ -293,7 +303,7 @@ class LogicLoop:
             TransferState(
                 flow_id=c.id,
                 group_id=g.id,
-                carrier="volume-backup",
+                carrier=carrier,
                 capture_s=c.captured_at if c.captured_at is not None else now,
                 predecessor_capture_s=rp,
                 released=c.captured_at is not None,

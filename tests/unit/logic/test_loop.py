@@ -343,3 +343,37 @@ def test_every_builtin_logic_runs_in_the_loop(tmp_path: Path) -> None:
         st = w.loop.status()
         assert st["fell_back"] is False and st["active"] == name, st
         assert len(w.catalog.list_checkpoints(group_id=a.id)) >= 2
+
+
+def test_an_image_copy_group_is_carried_by_liferaft_and_sized_by_the_bytes_it_sent(
+    w: World,
+) -> None:
+    w.catalog.set_policy(
+        Policy("ic", rpo_seconds=600, interval_seconds=600, retention_count=2,
+               retention_age_seconds=1e6, consistency="crash-consistent", method="image-copy")
+    )  # fmt: skip
+    g = w.catalog.add_member(
+        w.protection.create_group("ic", policy="ic"),
+        Member("east", "volume", "vol-ic", "ic", ""),
+        now=w.clock.now(),
+    )
+    w.step()
+    w.clock.advance(30)
+    for c in w.catalog.list_checkpoints(group_id=g.id, states=("pending",)):
+        w.catalog.update_checkpoint(
+            c.id, state="complete", captured_at=c.requested_at + 5, completed_at=w.clock.now(),
+            volumes={"vol-ic": {"method": "image-copy", "size": 1 << 30, "chunks": 1024,
+                                "sent_bytes": 3 << 20, "sent_bytes_last_attempt": 3 << 20}},
+        )  # fmt: skip
+    w.protection.start_checkpoint(g, w.submit)  # in flight at the next decision
+    w.logic.next = Decisions(
+        flow_rates=(FlowRate("x", "image-copy", 1e6, "copier"),),
+    )
+    w.clock.advance(30)
+    w.step()
+    state = w.logic.states[-1]
+    (gs,) = state.groups
+    assert gs.carrier == "image-copy" and gs.history[-1].bytes == 3 << 20
+    assert [t.carrier for t in state.transfers] == ["image-copy"]
+    # The shaper guarantees only the flows it shapes (the backup service's).
+    assert w.shaper.orders[-1].guaranteed_bps == ()
