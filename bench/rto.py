@@ -88,6 +88,7 @@ CONTAINER = "liferaft"
 TARGET_RATIO = 1.2
 TARGET_CPU_MS = 40.0
 DEBUG = bool(os.environ.get("RTO_DEBUG"))
+PROFILE = os.environ.get("RTO_PROFILE")  # a file for cProfile stats of the loop's thread
 
 
 class CountingPool(ThreadPoolExecutor):
@@ -427,14 +428,25 @@ async def case(servers: int, work: Path) -> dict[str, Any]:
         calls0 = pool.submitted
         drv_cpu0 = drv.cpu
         cpu0 = time.process_time()
+        main0 = time.thread_time()
         w0 = time.monotonic()
+        prof = None
+        if PROFILE:
+            import cProfile
+
+            prof = cProfile.Profile()
+            prof.enable()
 
         async def recover() -> Any:
             await service.start_disaster("east", declare_down="east", submit=submit)
             return await executor.run(submitted["id"])
 
         wf = await drv.run(recover())
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(PROFILE)
         real_s = time.monotonic() - w0
+        main_s = time.thread_time() - main0 - (drv.cpu - drv_cpu0)
         cpu_s = time.process_time() - cpu0 - (drv.cpu - drv_cpu0)
         if wf.state != "done":
             raise RuntimeError(f"recovery ended {wf.state}: {wf.error}")
@@ -452,6 +464,17 @@ async def case(servers: int, work: Path) -> dict[str, Any]:
         )
         b = bound(needs_from_params(submitted["params"]), limits)
         recovered = int(rep["servers_recovered"])
+        req = float(submitted["params"]["requested_at"])
+        tier_of = {
+            f"g{gi}:s{si}": int(srv.get("tier", 0))
+            for gi, g in enumerate(submitted["params"]["groups"])
+            for si, srv in enumerate(g["manifest"]["servers"])
+        }
+        timeline: dict[str, float] = {}
+        for st in store.get_steps(wf.id):
+            kind, _, rest = st.name.partition(":")
+            key = f"{kind}:tier{tier_of[rest]}" if rest in tier_of else kind
+            timeline[key] = max(timeline.get(key, 0.0), round(st.updated_at - req, 2))
         return {
             "servers": servers,
             "servers_recovered": recovered,
@@ -462,8 +485,10 @@ async def case(servers: int, work: Path) -> dict[str, Any]:
             "lower_bound_s": round(b.bound_s, 2),
             "ratio": round(float(rep["rto_s"]) / b.bound_s, 3),
             "bound": b.as_dict(),
+            "timeline_s": dict(sorted(timeline.items(), key=lambda kv: kv[1])),
             "cpu_ms_per_server": round(cpu_s * 1000 / max(1, recovered), 1),
             "cpu_s": round(cpu_s, 2),
+            "cpu_loop_thread_s": round(main_s, 2),
             "cloud_calls": pool.submitted - calls0,
             "clock_advances": drv.advances,
             "real_s": round(real_s, 1),

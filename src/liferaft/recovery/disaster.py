@@ -18,7 +18,7 @@ finds what it made (no second volume, port or server).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from liferaft.clouds.model import BackupRecord, Server
@@ -32,9 +32,13 @@ from liferaft.protection.checkpoint import wait_until
 
 from . import image_restore
 from .plancheck import resolved
+from .turns import Turnstile
 from .verifiers import Verifier
+from .watch import StatusWatch
 
 KIND = "recovery"
+#: Steps of one run acting on the recovery site at once.
+SITE_CONCURRENCY = 2000
 
 
 @dataclass
@@ -46,6 +50,27 @@ class RecoveryDeps:
     poll: float = 1.0
     timeout: float = 3600.0
     verify_timeout: float = 600.0
+    #: Shared status polling (one listing per poll for all the run's waiters).
+    watch: StatusWatch | None = None
+
+    def __post_init__(self) -> None:
+        if self.watch is None:
+            self.watch = StatusWatch(self.cloud, self.clock, poll=self.poll)
+
+    #: Per run: the restore turnstile and each restore step's rank.
+    turns: dict[str, tuple[Turnstile, dict[str, int]]] = field(default_factory=dict)
+
+    @property
+    def watching(self) -> StatusWatch:
+        assert self.watch is not None
+        return self.watch
+
+    def turnstile(self, params: dict[str, Any]) -> tuple[Turnstile, dict[str, int]]:
+        run = str(params.get("run_id", ""))
+        if run not in self.turns:
+            ranks = {name: r for r, (_g, _v, name) in enumerate(restore_order(params))}
+            self.turns[run] = (Turnstile(self.clock), ranks)
+        return self.turns[run]
 
 
 def _gk(gi: int) -> str:
@@ -75,27 +100,47 @@ async def capacity(deps: RecoveryDeps, ctx: StepContext) -> dict[str, Any]:
 
 
 async def restore(deps: RecoveryDeps, ctx: StepContext, gi: int, vi: int) -> dict[str, Any]:
+    turns, ranks = deps.turnstile(ctx.params)
+    turns.mark(ranks[n] for n in ctx.results if n in ranks)  # done in an earlier attempt
+    try:
+        return await _restore(deps, ctx, gi, vi, turns, ranks[ctx.step])
+    finally:
+        turns.mark([ranks[ctx.step]])
+
+
+async def _restore(
+    deps: RecoveryDeps, ctx: StepContext, gi: int, vi: int, turns: Turnstile, rank: int
+) -> dict[str, Any]:
     vol = ctx.params["groups"][gi]["manifest"]["volumes"][vi]
     if "image" in vol:  # the image-copy method: assembled from chunks
         return await image_restore.restore_from_chunks(deps, ctx, vol, key=f"{_gk(gi)}v{vi}")
     cloud = deps.cloud
     b = vol["backup"]
-    try:
-        backup = await cloud.get_backup(b["backup_id"])  # imported by an earlier attempt
-    except ResourceNotFound:
-        rec = b["record"]
-        backup = await cloud.import_backup_record(
-            BackupRecord(backup_service=rec["backup_service"], backup_url=rec["backup_url"])
+    rec = b["record"]
+    record = BackupRecord(backup_service=rec["backup_service"], backup_url=rec["backup_url"])
+    if ctx.attempt == 1:  # nothing imported by this step yet: import straight away
+        try:
+            backup = await cloud.import_backup_record(record)
+        except GiveUp as err:  # already here (an earlier run imported it): use it
+            try:
+                backup = await cloud.get_backup(b["backup_id"])
+            except ResourceNotFound:
+                raise err from None
+    else:
+        try:
+            backup = await cloud.get_backup(b["backup_id"])  # imported by an earlier attempt
+        except ResourceNotFound:
+            backup = await cloud.import_backup_record(record)
+    if backup.status != "available":
+        backup = await wait_until(
+            deps.clock,
+            lambda: cloud.get_backup(backup.id),
+            lambda x: x.status == "available",
+            failed=lambda x: x.status.startswith("error"),
+            what=f"{cloud.site}: imported backup {backup.id}",
+            poll=deps.poll,
+            timeout=deps.timeout,
         )
-    backup = await wait_until(
-        deps.clock,
-        lambda: cloud.get_backup(backup.id),
-        lambda x: x.status == "available",
-        failed=lambda x: x.status.startswith("error"),
-        what=f"{cloud.site}: imported backup {backup.id}",
-        poll=deps.poll,
-        timeout=deps.timeout,
-    )
     target = await ensure_volume(
         ctx,
         cloud,
@@ -104,24 +149,24 @@ async def restore(deps: RecoveryDeps, ctx: StepContext, gi: int, vi: int) -> dic
         volume_type=resolved(ctx.params, "volume_types", vol.get("volume_type")),
         metadata={"liferaft_source": vol["id"]},
     )
-    target = await wait_until(
-        deps.clock,
-        lambda: cloud.get_volume(target.id),
+    target = await deps.watching.volume(
+        target.id,
         lambda x: x.status in ("available", "in-use"),
+        first=target,
         failed=lambda x: x.status == "error",
         what=f"{cloud.site}: volume {target.id}",
-        poll=deps.poll,
         timeout=deps.timeout,
     )
     if target.status == "available":  # a replay restores again into the same volume
-        await cloud.restore_backup(backup.id, volume_id=target.id)
-        await wait_until(
-            deps.clock,
-            lambda: cloud.get_volume(target.id),
+        await turns.turn(rank)  # the cloud queues restores: critical path first
+        restoring = await cloud.restore_backup(backup.id, volume_id=target.id)
+        turns.mark([rank])
+        await deps.watching.volume(
+            target.id,
             lambda x: x.status == "available",
+            first=restoring,
             failed=lambda x: x.status.startswith("error"),
             what=f"{cloud.site}: restore into {target.id}",
-            poll=deps.poll,
             timeout=deps.timeout,
         )
     ctx.note(volume=vol["id"], restored_as=target.id)
@@ -188,34 +233,47 @@ async def boot(deps: RecoveryDeps, ctx: StepContext, gi: int, si: int) -> dict[s
         port_ids=port_ids,
         metadata={**srv.get("metadata", {}), "liferaft_source": srv["id"]},
     )
-    server = await wait_until(
-        deps.clock,
-        lambda: cloud.get_server(server.id),
+    server = await deps.watching.server(
+        server.id,
         lambda s: s.status == "ACTIVE",
+        first=server,
         failed=lambda s: s.status == "ERROR",
         what=f"{cloud.site}: server {srv['name']}",
-        poll=deps.poll,
         timeout=deps.timeout,
     )
+    return {"source": srv["id"], "server_id": server.id, "name": srv["name"]}
+
+
+def _data_volumes(srv: dict[str, Any]) -> list[dict[str, Any]]:
+    return [v for v in srv["volumes"] if v.get("boot_index") != 0]
+
+
+async def attach(deps: RecoveryDeps, ctx: StepContext, gi: int, si: int) -> dict[str, Any]:
+    """Attach a booted server's restored data volumes (a step of its own, so that a server
+    boots as soon as its boot volume is restored, while its data volumes still restore)."""
+    srv = ctx.params["groups"][gi]["manifest"]["servers"][si]
+    cloud = deps.cloud
+    restored = {
+        r["source"]: r["volume_id"]
+        for k, r in ctx.results.items()
+        if k.startswith(f"restore:{_gk(gi)}:")
+    }
+    server_id = ctx.results[f"boot:{_gk(gi)}:s{si}"]["server_id"]
     attached = []
-    for v in srv["volumes"]:
-        if v.get("boot_index") == 0:
-            continue
+    for v in _data_volumes(srv):
         vid = restored[v["volume_id"]]
         cur = await cloud.get_volume(vid)
-        if not any(a.server_id == server.id for a in cur.attachments):
-            await cloud.attach_volume(server.id, vid, device=v.get("device"))
-        await wait_until(
-            deps.clock,
-            lambda vid=vid: cloud.get_volume(vid),  # type: ignore[misc]
+        if not any(a.server_id == server_id for a in cur.attachments):
+            await cloud.attach_volume(server_id, vid, device=v.get("device"))
+        await deps.watching.volume(
+            vid,
             lambda x: x.status == "in-use",
             failed=lambda x: x.status.startswith("error"),
             what=f"{cloud.site}: attach {vid} to {srv['name']}",
-            poll=deps.poll,
             timeout=deps.timeout,
         )
         attached.append(vid)
-    return {"source": srv["id"], "server_id": server.id, "name": srv["name"], "attached": attached}
+    return {"server_id": server_id, "attached": attached}
 
 
 async def verify(deps: RecoveryDeps, ctx: StepContext, gi: int, si: int) -> dict[str, Any]:
@@ -262,6 +320,31 @@ async def report(deps: RecoveryDeps, ctx: StepContext) -> dict[str, Any]:
     }
 
 
+def restore_order(params: dict[str, Any]) -> list[tuple[int, int, str]]:
+    """The restores, critical path first: lower tiers first, and within a tier the largest first.
+
+    The executor starts ready steps in their order and the cloud restores a
+    bounded number of volumes at once, first come first served: a volume of
+    the first tier waited on behind the last tier's would hold every tier up,
+    and in a tier the longest restore finishing last sets the tier's end.
+    """
+    tier_of: dict[tuple[int, str], int] = {}
+    for gi, _si, s in _servers(params):
+        for v in s.get("volumes", []):
+            key = (gi, v["volume_id"])
+            tier_of[key] = min(tier_of.get(key, 1 << 30), int(s.get("tier", 0)))
+        boot = s.get("boot") or {}
+        if boot.get("from") == "volume":
+            key = (gi, boot["volume_id"])
+            tier_of[key] = min(tier_of.get(key, 1 << 30), int(s.get("tier", 0)))
+    todo = [
+        (tier_of.get((gi, v["id"]), 1 << 30), -int(v.get("size_gb") or 0), gi, vi)
+        for gi, g in enumerate(params["groups"])
+        for vi, v in enumerate(g["manifest"]["volumes"])
+    ]
+    return [(gi, vi, f"restore:{_gk(gi)}:v{vi}") for _t, _sz, gi, vi in sorted(todo)]
+
+
 def build(deps: RecoveryDeps, params: dict[str, Any]) -> WorkflowDef:
     def bind(fn: Callable[..., Any], *args: Any) -> Callable[[StepContext], Any]:
         async def run(ctx: StepContext) -> Any:
@@ -272,12 +355,10 @@ def build(deps: RecoveryDeps, params: dict[str, Any]) -> WorkflowDef:
     site = deps.site
     steps = [StepDef("capacity", bind(capacity), site=site)]
     restore_of: dict[tuple[int, str], str] = {}
-    for gi, g in enumerate(params["groups"]):
-        for vi, v in enumerate(g["manifest"]["volumes"]):
-            name = f"restore:{_gk(gi)}:v{vi}"
-            restore_of[(gi, v["id"])] = name
-            steps.append(StepDef(name, bind(restore, gi, vi), depends_on=("capacity",), site=site))
     servers = _servers(params)
+    for gi, vi, name in restore_order(params):
+        restore_of[(gi, params["groups"][gi]["manifest"]["volumes"][vi]["id"])] = name
+        steps.append(StepDef(name, bind(restore, gi, vi), depends_on=("capacity",), site=site))
     tiers = sorted({int(s.get("tier", 0)) for _, _, s in servers})
     for gi, si, _s in servers:
         steps.append(
@@ -285,32 +366,50 @@ def build(deps: RecoveryDeps, params: dict[str, Any]) -> WorkflowDef:
                 f"ports:{_gk(gi)}:s{si}", bind(ports, gi, si), depends_on=("capacity",), site=site
             )
         )
+
+    def up(gi: int, si: int, s: dict[str, Any]) -> str:
+        """The step after which a server is up: booted, its data volumes attached."""
+        return f"{'attach' if _data_volumes(s) else 'boot'}:{_gk(gi)}:s{si}"
+
     for gi, si, s in servers:
         tier = int(s.get("tier", 0))
         lower = [t for t in tiers if t < tier]
         prev = (
-            [f"boot:{_gk(g2)}:s{s2}" for g2, s2, x in servers if int(x.get("tier", 0)) == lower[-1]]
+            [up(g2, s2, x) for g2, s2, x in servers if int(x.get("tier", 0)) == lower[-1]]
             if lower
             else []
         )
-        mine = [
+        data = {v["volume_id"] for v in _data_volumes(s)}
+        boots = [
             restore_of[(gi, v["volume_id"])]
             for v in s["volumes"]
-            if (gi, v["volume_id"]) in restore_of
+            if (gi, v["volume_id"]) in restore_of and v["volume_id"] not in data
         ]
         steps.append(
             StepDef(
                 f"boot:{_gk(gi)}:s{si}",
                 bind(boot, gi, si),
-                depends_on=(f"ports:{_gk(gi)}:s{si}", *mine, *prev),
+                depends_on=(f"ports:{_gk(gi)}:s{si}", *boots, *prev),
                 site=site,
             )
         )
+        if data:
+            steps.append(
+                StepDef(
+                    f"attach:{_gk(gi)}:s{si}",
+                    bind(attach, gi, si),
+                    depends_on=(
+                        f"boot:{_gk(gi)}:s{si}",
+                        *(restore_of[(gi, v)] for v in sorted(data) if (gi, v) in restore_of),
+                    ),
+                    site=site,
+                )
+            )
         steps.append(
             StepDef(
                 f"verify:{_gk(gi)}:s{si}",
                 bind(verify, gi, si),
-                depends_on=(f"boot:{_gk(gi)}:s{si}",),
+                depends_on=(up(gi, si, s),),
             )
         )
     steps.append(
@@ -323,6 +422,8 @@ def build(deps: RecoveryDeps, params: dict[str, Any]) -> WorkflowDef:
     return WorkflowDef(
         KIND,
         steps,
-        site_concurrency=8,
+        # Steps mostly wait on the cloud (restores, builds), which queues what it cannot
+        # start yet: a low bound here would serialize a large recovery for nothing.
+        site_concurrency=SITE_CONCURRENCY,
         retry=RetryPolicy(max_attempts=6, initial=2.0, max_delay=60.0),
     )

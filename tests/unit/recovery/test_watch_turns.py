@@ -1,0 +1,169 @@
+"""Shared status polling and the restore turnstile, on a fake cloud and a hand-moved clock."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+
+from liferaft.clouds.model import Volume
+from liferaft.errors import GiveUp, RetryLater
+from liferaft.recovery.turns import Turnstile
+from liferaft.recovery.watch import StatusWatch
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, s: float) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.sleepers.append((self.t + s, fut))
+        await fut
+
+    async def advance(self, s: float) -> None:
+        self.t += s
+        for due, fut in list(self.sleepers):
+            if due <= self.t and not fut.done():
+                fut.set_result(None)
+        self.sleepers = [(d, f) for d, f in self.sleepers if not f.done()]
+        for _ in range(20):
+            await asyncio.sleep(0)
+
+
+class Cloud:
+    """Volumes whose status a test sets; counts the calls."""
+
+    def __init__(self) -> None:
+        self.volumes: dict[str, Volume] = {}
+        self.gets = 0
+        self.lists = 0
+
+    def add(self, vid: str, status: str) -> None:
+        self.volumes[vid] = Volume(id=vid, name=vid, status=status, size_gb=1)
+
+    def set(self, vid: str, status: str) -> None:
+        self.volumes[vid] = replace(self.volumes[vid], status=status)
+
+    async def get_volume(self, vid: str) -> Volume:
+        self.gets += 1
+        return self.volumes[vid]
+
+    async def list_volumes(self) -> list[Volume]:
+        self.lists += 1
+        return list(self.volumes.values())
+
+    async def get_server(self, sid: str) -> None:  # pragma: no cover - unused
+        raise AssertionError
+
+    async def list_servers(self) -> list[object]:  # pragma: no cover - unused
+        return []
+
+
+def watch(cloud: Cloud, clock: Clock) -> StatusWatch:
+    return StatusWatch(cloud, clock, poll=1.0)  # type: ignore[arg-type]
+
+
+def test_many_waiters_share_one_listing_per_poll() -> None:
+    async def main() -> None:
+        cloud, clock = Cloud(), Clock()
+        for i in range(50):
+            cloud.add(f"v{i}", "creating")
+        w = watch(cloud, clock)
+        tasks = [
+            asyncio.ensure_future(
+                w.volume(
+                    f"v{i}",
+                    lambda v: v.status == "available",
+                    failed=lambda v: v.status == "error",
+                    what=f"v{i}",
+                    timeout=100,
+                )
+            )
+            for i in range(50)
+        ]
+        await clock.advance(0)
+        assert cloud.gets == 50  # each waiter's own first look
+        for i in range(25):
+            cloud.set(f"v{i}", "available")
+        await clock.advance(1.0)
+        assert cloud.lists == 1
+        assert sum(t.done() for t in tasks) == 25
+        for i in range(25, 50):
+            cloud.set(f"v{i}", "available")
+        await clock.advance(1.0)
+        assert cloud.lists == 2 and all(t.done() for t in tasks)
+        assert cloud.gets == 50  # no per-object polling
+        await clock.advance(1.0)
+        assert w.volumes.loop is None  # the loop ends when nobody waits
+
+    asyncio.run(main())
+
+
+def test_first_look_given_failure_and_timeout() -> None:
+    async def main() -> None:
+        cloud, clock = Cloud(), Clock()
+        cloud.add("a", "creating")
+        cloud.add("b", "creating")
+        w = watch(cloud, clock)
+        done = lambda v: v.status == "available"  # noqa: E731
+        failed = lambda v: v.status == "error"  # noqa: E731
+        ta = asyncio.ensure_future(
+            w.volume("a", done, failed=failed, what="a", timeout=100, first=cloud.volumes["a"])
+        )
+        tb = asyncio.ensure_future(w.volume("b", done, failed=failed, what="b", timeout=2.5))
+        await clock.advance(0)
+        assert cloud.gets == 1  # only b's first look
+        cloud.set("a", "error")
+        await clock.advance(1.0)
+        with pytest.raises(GiveUp, match="a failed"):
+            ta.result()
+        await clock.advance(1.0)
+        await clock.advance(1.0)
+        with pytest.raises(RetryLater, match="still not ready"):
+            tb.result()
+
+    asyncio.run(main())
+
+
+def test_turnstile_lets_requests_go_in_rank_order() -> None:
+    async def main() -> None:
+        clock = Clock()
+        t = Turnstile(clock, patience=10.0)  # type: ignore[arg-type]
+        order: list[int] = []
+
+        async def step(rank: int) -> None:
+            await t.turn(rank)
+            order.append(rank)
+            t.mark([rank])
+
+        tasks = [asyncio.ensure_future(step(r)) for r in (3, 1, 2)]
+        await clock.advance(0)
+        assert order == []  # rank 0 has not gone yet
+        t.mark([0])
+        await clock.advance(0)
+        assert order == [1, 2, 3] and all(x.done() for x in tasks)
+
+    asyncio.run(main())
+
+
+def test_turnstile_waits_no_longer_than_its_patience() -> None:
+    async def main() -> None:
+        clock = Clock()
+        t = Turnstile(clock, patience=10.0)  # type: ignore[arg-type]
+        late = asyncio.ensure_future(t.turn(5))
+        await clock.advance(0)
+        await clock.advance(9.0)
+        assert not late.done()
+        await clock.advance(1.0)
+        assert late.done()
+        t.mark([0, 1, 2])  # ranks a replay finds done count as through
+        assert t.next == 3
+        await t.turn(3)  # returns at once
+
+    asyncio.run(main())
