@@ -194,7 +194,9 @@ def policy_set(
     consistency: Annotated[
         str, typer.Option(help="ordered-quiesce or crash-consistent.")
     ] = "ordered-quiesce",
-    method: Annotated[str, typer.Option(help="snapshot-backup.")] = "snapshot-backup",
+    method: Annotated[
+        str, typer.Option(help="snapshot-backup or image-copy (see docs/protection.md).")
+    ] = "snapshot-backup",
     url: UrlOpt = None,
     token: TokenOpt = None,
     cloud: CloudOpt = None,

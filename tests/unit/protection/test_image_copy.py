@@ -97,3 +97,65 @@ def test_glance_range_header_parsing() -> None:
         with pytest.raises(ApiError) as e:
             parse_range(bad, 100)
         assert e.value.status == 416
+
+
+class _Store:
+    """A recovery site's object store (the Cloud port's object calls), in memory."""
+
+    site = "west"
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    async def list_objects(self, container: str, *, prefix: str = "") -> list[str]:
+        return sorted(n for n in self.objects if n.startswith(prefix))
+
+    async def get_object(self, container: str, name: str) -> bytes:
+        return self.objects[name]
+
+    async def delete_object(self, container: str, name: str) -> None:
+        self.objects.pop(name, None)
+
+
+def _gc_world(key: bytes) -> tuple[_Store, object, dict[str, str]]:
+    from types import SimpleNamespace
+
+    from liferaft.protection import manifest as mf
+
+    store = _Store()
+    chunks = {c: ic.digest(c.encode()) for c in "abcde"}
+    kept = [["a", "b"], ["b", "c"]]
+    for i, names in enumerate(kept):
+        doc = {"volumes": [{"id": "v", "image": {"chunks": [chunks[n] for n in names] + [""]}}]}
+        store.objects[mf.object_name("g", 100.0 + i, f"cp{i}")] = mf.sign(doc, key)
+    for d in chunks.values():
+        store.objects[ic.chunk_object("g", d)] = b"x"
+    store.objects[ic.chunk_object("other", chunks["e"])] = b"x"  # another group's: not ours
+    deps = SimpleNamespace(cloud=lambda site: store, container="c", key=key)
+    return store, deps, chunks
+
+
+def test_garbage_collection_keeps_every_chunk_a_kept_manifest_needs() -> None:
+    key = b"k" * 32
+    store, deps, chunks = _gc_world(key)
+    gone = asyncio.run(
+        ic.collect_garbage(deps, {"recovery_site": "west", "group_id": "g"}, busy=False)
+    )
+    assert sorted(gone) == sorted(ic.chunk_object("g", chunks[c]) for c in "de")
+    left = {n for n in store.objects if n.startswith("chunks/")}
+    assert left == {ic.chunk_object("g", chunks[c]) for c in "abc"} | {
+        ic.chunk_object("other", chunks["e"])
+    }
+
+
+def test_garbage_collection_deletes_nothing_while_busy_or_when_a_manifest_is_refused() -> None:
+    key = b"k" * 32
+    store, deps, _ = _gc_world(key)
+    before = dict(store.objects)
+    params = {"recovery_site": "west", "group_id": "g"}
+    assert asyncio.run(ic.collect_garbage(deps, params, busy=True)) == []
+    name = next(n for n in store.objects if n.startswith("manifests/"))
+    store.objects[name] = store.objects[name][:-20]  # truncated
+    assert asyncio.run(ic.collect_garbage(deps, params, busy=False)) == []
+    before[name] = store.objects[name]
+    assert store.objects == before
