@@ -10,7 +10,9 @@ path and ``drlogic.logic_driver: paced``, the simulator's LinkMonitor and
 LinkShaper. Checked from the checkpoints' own times, the simulator's link
 and the API/CLI: the controller starts checkpoints when the logic says and
 never sooner, never runs two transfers at once, and the backup flows'
-ceiling on the simulator's link is the logic's.
+ceiling on the simulator's link is the logic's. Then the same controller is
+restarted with ``explosive`` (same package), whose every decision raises:
+the error is logged, ``per-group-interval`` decides, protection goes on.
 """
 
 from __future__ import annotations
@@ -127,13 +129,14 @@ class LogicWorld(DrWorld):
     def __init__(self, tmp: Path, site_dir: Path) -> None:
         super().__init__(tmp)
         self.site_dir = site_dir
+        self.logic = "paced"
 
     def config(self, site: str) -> Path:
         path = super().config(site)
         cfg = yaml.safe_load(path.read_text())
         cfg["protection"]["schedule_tick"] = TICK
         cfg["drlogic"] = {
-            "logic_driver": "paced",
+            "logic_driver": self.logic,
             "drlogic_interval": DRLOGIC_INTERVAL,
             "link_monitor": "simulator",
             "link_shaper": "simulator",
@@ -244,3 +247,37 @@ def test_the_controller_follows_the_logics_decisions(world: LogicWorld) -> None:
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("logic paced;") and "latest decision at" in r.stdout
     assert "replication ceiling 400.0 Mbit/s (paced: 40% of the link)" in r.stdout
+
+
+def test_a_logic_that_raises_is_logged_and_per_group_interval_keeps_protecting(
+    world: LogicWorld,
+) -> None:
+    """The same controller restarted with a logic that raises at every decision."""
+    w = world
+    groups = [g["id"] for g in w.api("east", "GET", "/v1/groups")["groups"] if g["policy"] == "lg"]
+    assert groups, "runs after the paced test's groups exist"
+    w.ctls["east"].stop()
+    w.logic = "explosive"
+    w.start("east")
+    t0 = w.now()
+
+    def fell_back() -> dict[str, Any] | None:
+        s: dict[str, Any] = w.api("east", "GET", "/v1/logic/status")
+        return s if s["fell_back"] else None
+
+    status = until("the fallback", fell_back)
+    assert status["logic"] == "explosive" and status["active"] == "per-group-interval"
+    assert status["error"] == "RuntimeError: explosive: cannot decide for 2 groups"
+    assert status["decisions"]["by"] == "per-group-interval"
+    # Protection goes on: every group gets a new checkpoint after the restart.
+    until(
+        "a checkpoint of each group after the restart",
+        lambda: all(
+            any(c["requested_at"] > t0 and c["completed_at"] for c in w.checkpoints(g))
+            for g in groups
+        ),
+    )
+    assert w.ctls["east"].alive()
+    log = w.ctls["east"].log_path.read_text()
+    assert "DR-Logic 'explosive' raised RuntimeError: explosive: cannot decide for 2 groups" in log
+    assert "falls back to per-group-interval" in log and "Traceback" in log
