@@ -386,6 +386,24 @@ async def protect(
     return n_vol
 
 
+async def raise_quotas(sim: SimProcess, servers: int) -> None:
+    """Room for the plan in both sites' volume quotas (Cinder's quota update, as an admin would)."""
+
+    def put() -> None:
+        for site in ("east", "west"):
+            c = sim.connect(site)
+            try:
+                pid = c.current_project_id
+                lim = 4 * servers + 100
+                body = {"quota_set": {"volumes": lim, "backups": lim, "snapshots": lim}}
+                r = c.block_storage.put(f"/os-quota-sets/{pid}", json=body)
+                r.raise_for_status()
+            finally:
+                c.close()
+
+    await asyncio.to_thread(put)
+
+
 async def case(servers: int, work: Path) -> dict[str, Any]:
     topo = topology(servers)
     hosts = topo["sites"]["west"]["hosts"]
@@ -402,6 +420,7 @@ async def case(servers: int, work: Path) -> dict[str, Any]:
     key = secrets.token_hex(32).encode()
     try:
         t0 = time.monotonic()
+        await drv.run(raise_quotas(sim, servers))
         volumes = await drv.run(protect(east, west, drv.clock, servers, key))
         setup_s = time.monotonic() - t0
         leadership = Leadership(store, "controller", clock=drv.clock, holder="bench", ttl=1e9)

@@ -533,6 +533,16 @@ def routes(site: Site) -> list[BaseRoute]:
             raise ApiError(
                 403, "Policy doesn't allow volume_extension:quotas:show to be performed."
             )
+        if request.method == "PUT":  # an admin raises or lowers the limits (one set per site)
+            if not ctx.is_admin:
+                raise ApiError(
+                    403, "Policy doesn't allow volume_extension:quotas:update to be performed."
+                )
+            for k, lim in body_key(await read_json(request), "quota_set").items():
+                if k in quota:
+                    if not isinstance(lim, int) or isinstance(lim, bool) or lim < -1:
+                        raise bad_request(f"Invalid input for field/attribute {k}: {lim!r}.")
+                    quota[k] = lim
         with_usage = request.query_params.get("usage", "").lower() in ("1", "true")
         u = usage(pid)
         body: dict[str, Any] = {"id": pid}
@@ -595,7 +605,7 @@ def routes(site: Site) -> list[BaseRoute]:
     out += both("/manageable_volumes", manageable, ["GET", "POST"])
     out += both("/manageable_volumes/detail", manageable, ["GET"])
     out += both("/limits", limits, ["GET"])
-    out += both("/os-quota-sets/{target}", quota_set, ["GET"])
+    out += both("/os-quota-sets/{target}", quota_set, ["GET", "PUT"])
     out += both("/os-availability-zone", zones, ["GET"])
     out += both("/os-services", services, ["GET"])
     out += api_data.routes(site)
