@@ -163,6 +163,22 @@ class Port:
     host: str | None = None
     tags: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
+    #: False: Neutron passes no traffic through the port (a quarantined server's).
+    admin_state_up: bool = True
+
+
+@dataclass(frozen=True)
+class Subnet:
+    """A Neutron subnet, as far as an isolated copy of its network needs it."""
+
+    id: str
+    name: str
+    network_id: str
+    cidr: str
+    ip_version: int = 4
+    gateway_ip: str | None = None
+    enable_dhcp: bool = True
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ from .model import (
     Server,
     ServerGroup,
     Snapshot,
+    Subnet,
     Tag,
     TokenInfo,
     Volume,
@@ -257,6 +258,20 @@ def _port(p: Any) -> Port:
         host=p.binding_host_id or None,
         tags=tuple(p.tags or ()),
         security_group_ids=tuple(p.security_group_ids or ()),
+        admin_state_up=bool(p.is_admin_state_up if p.is_admin_state_up is not None else True),
+    )
+
+
+def _subnet(s: Any) -> Subnet:
+    return Subnet(
+        id=s.id,
+        name=s.name or "",
+        network_id=s.network_id or "",
+        cidr=s.cidr or "",
+        ip_version=int(s.ip_version or 4),
+        gateway_ip=s.gateway_ip or None,
+        enable_dhcp=bool(s.is_dhcp_enabled if s.is_dhcp_enabled is not None else True),
+        tags=tuple(s.tags or ()),
     )
 
 
@@ -610,6 +625,12 @@ class OpenStackCloud:
     async def start_server(self, server_id: str) -> None:
         await self._run(f"start server {server_id}", lambda c: c.compute.start_server(server_id))
 
+    async def lock_server(self, server_id: str) -> None:
+        await self._run(f"lock server {server_id}", lambda c: c.compute.lock_server(server_id))
+
+    async def unlock_server(self, server_id: str) -> None:
+        await self._run(f"unlock server {server_id}", lambda c: c.compute.unlock_server(server_id))
+
     async def evacuate_server(self, server_id: str, *, host: str | None = None) -> None:
         def call(c: openstack.connection.Connection) -> None:
             # From compute 2.95 Nova stops every evacuated instance at its new
@@ -935,6 +956,84 @@ class OpenStackCloud:
     async def network_name(self, network_id: str) -> str:
         return await self._run(
             f"get network {network_id}", lambda c: str(c.network.get_network(network_id).name)
+        )
+
+    async def set_port_admin_state(self, port_id: str, up: bool) -> Port:
+        return await self._run(
+            f"set port {port_id} admin_state_up={up}",
+            lambda c: _port(c.network.update_port(port_id, admin_state_up=up)),
+        )
+
+    async def create_network(self, *, name: str, tag: Tag) -> str:
+        def call(c: openstack.connection.Connection) -> str:
+            n = c.network.create_network(name=name)
+            c.network.set_tags(n, tag.tags())  # Neutron tags after creation, like ports
+            return str(n.id)
+
+        return await self._run(f"create network {name!r}", call)
+
+    async def find_network_tagged(self, name: str, tag: Tag) -> str | None:
+        def call(c: openstack.connection.Connection) -> str | None:
+            for n in c.network.networks(name=name, tags=tag.tags()):
+                if n.name == name and tag.matches_tags(n.tags):
+                    return str(n.id)
+            return None
+
+        return await self._run(f"find network {name!r}", call)
+
+    async def delete_network(self, network_id: str) -> None:
+        await self._run(
+            f"delete network {network_id}",
+            lambda c: c.network.delete_network(network_id, ignore_missing=True),
+        )
+
+    async def list_subnets(self, *, network_id: str) -> list[Subnet]:
+        return await self._run(
+            f"list subnets of {network_id}",
+            lambda c: [_subnet(s) for s in c.network.subnets(network_id=network_id)],
+        )
+
+    async def create_subnet(
+        self,
+        *,
+        name: str,
+        tag: Tag,
+        network_id: str,
+        cidr: str,
+        ip_version: int = 4,
+        gateway_ip: str | None = None,
+        enable_dhcp: bool = True,
+    ) -> Subnet:
+        attrs: dict[str, Any] = {
+            "name": name,
+            "network_id": network_id,
+            "cidr": cidr,
+            "ip_version": ip_version,
+            "is_dhcp_enabled": enable_dhcp,
+        }
+        if gateway_ip:
+            attrs["gateway_ip"] = gateway_ip
+
+        def call(c: openstack.connection.Connection) -> Subnet:
+            s = c.network.create_subnet(**attrs)
+            c.network.set_tags(s, tag.tags())
+            return _subnet(c.network.get_subnet(s.id))
+
+        return await self._run(f"create subnet {name!r}", call)
+
+    async def find_subnet(self, name: str, tag: Tag) -> Subnet | None:
+        def call(c: openstack.connection.Connection) -> Subnet | None:
+            for s in c.network.subnets(name=name, tags=tag.tags()):
+                if s.name == name and tag.matches_tags(s.tags):
+                    return _subnet(s)
+            return None
+
+        return await self._run(f"find subnet {name!r}", call)
+
+    async def delete_subnet(self, subnet_id: str) -> None:
+        await self._run(
+            f"delete subnet {subnet_id}",
+            lambda c: c.network.delete_subnet(subnet_id, ignore_missing=True),
         )
 
     # -- images ------------------------------------------------------------------

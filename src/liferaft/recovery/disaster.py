@@ -30,7 +30,7 @@ from liferaft.engine.workflow import RetryPolicy, StepDef, WorkflowDef
 from liferaft.errors import GiveUp, RetryLater
 from liferaft.protection.checkpoint import wait_until
 
-from . import image_restore
+from . import image_restore, isolation
 from .plancheck import resolved
 from .turns import Turnstile
 from .verifiers import Verifier
@@ -177,9 +177,7 @@ async def ports(deps: RecoveryDeps, ctx: StepContext, gi: int, si: int) -> list[
     srv = ctx.params["groups"][gi]["manifest"]["servers"][si]
     out = []
     for pi, p in enumerate(srv["ports"]):
-        net = resolved(ctx.params, "networks", p["network_name"]) or await deps.cloud.find_network(
-            p["network_name"]
-        )
+        net = await isolation.network_for(deps.cloud, ctx, p["network_name"])
         if net is None:
             raise GiveUp(
                 f"{deps.site}: no network named {p['network_name']!r} for port {p['id']} "
@@ -360,10 +358,21 @@ def build(deps: RecoveryDeps, params: dict[str, Any]) -> WorkflowDef:
         restore_of[(gi, params["groups"][gi]["manifest"]["volumes"][vi]["id"])] = name
         steps.append(StepDef(name, bind(restore, gi, vi), depends_on=("capacity",), site=site))
     tiers = sorted({int(s.get("tier", 0)) for _, _, s in servers})
+    before_ports: tuple[str, ...] = ("capacity",)
+    if params.get("mode") == "test":  # isolated copies of the networks (isolation.py)
+        steps.append(
+            StepDef(
+                isolation.STEP,
+                lambda ctx: isolation.isolate(deps.cloud, ctx),
+                depends_on=("capacity",),
+                site=site,
+            )
+        )
+        before_ports = (isolation.STEP,)
     for gi, si, _s in servers:
         steps.append(
             StepDef(
-                f"ports:{_gk(gi)}:s{si}", bind(ports, gi, si), depends_on=("capacity",), site=site
+                f"ports:{_gk(gi)}:s{si}", bind(ports, gi, si), depends_on=before_ports, site=site
             )
         )
 

@@ -32,8 +32,10 @@ from liferaft.protection.checkpoint import ProtectionDeps
 from liferaft.protection.service import ProtectionService
 from liferaft.store import Store
 
-from . import disaster
+from . import cleanup as test_cleanup
+from . import disaster, planned, quarantine
 from .disaster import RecoveryDeps
+from .modes import Modes
 from .service import RecoveryService
 
 log = logging.getLogger(__name__)
@@ -135,6 +137,24 @@ class DrRuntime:
                 logic=make_logic(dl.logic_driver, plugins.create),
             )
         self.executor.register(disaster.KIND, lambda p: disaster.build(rdeps, p))
+        # Test, planned, cleanup and release (recovery/modes.py); quarantine enforced each tick.
+        self.modes = Modes(self.recovery, store, clouds)
+        self.quarantine = quarantine.Quarantine(store, clouds, clock.now)
+        cdeps = test_cleanup.CleanupDeps(cloud=clouds[site], store=store, clock=clock)
+        pdeps = planned.PlannedDeps(
+            site=site,
+            clouds=clouds,
+            catalog=self.catalog,
+            store=store,
+            clock=clock,
+            submit=self.submit,
+            newest=self.recovery.plan,
+        )
+        self.executor.register(test_cleanup.KIND, lambda p: test_cleanup.build(cdeps, p))
+        self.executor.register(planned.KIND, lambda p: planned.build(pdeps, p))
+        self.executor.register(
+            quarantine.RELEASE_KIND, lambda p: quarantine.build_release(clouds, p)
+        )
         try:
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -159,8 +179,15 @@ class DrRuntime:
             self._loop.call_soon_threadsafe(self.controller.wake)
 
     async def tick(self) -> None:
-        """Run the DR-Logic loop: submit the checkpoints that are due (only while leading)."""
-        if self.logic is None or not self.leadership.is_leader:
+        """Enforce quarantines, then run the DR-Logic loop (only while leading)."""
+        if not self.enabled or not self.leadership.is_leader:
+            return
+        try:
+            runs = await asyncio.to_thread(self.catalog.list_runs)
+            await self.quarantine.tick(runs)
+        except Exception:  # the checkpoint schedule below must still run
+            log.exception("quarantine enforcement failed")
+        if self.logic is None:
             return
         try:
             await asyncio.to_thread(self.logic.step, self.submit)

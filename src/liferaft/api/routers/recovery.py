@@ -1,7 +1,11 @@
 """Recovery routes: start a disaster recovery of a failed site, follow its runs.
 
 =======  ==============================  ==========================================
-POST     /v1/recovery                    ``{"datacenter", "declare_down"}``: start
+POST     /v1/recovery                    ``{"datacenter", "mode", "declare_down"}``: start
+POST     /v1/recovery/runs/{id}/cleanup  delete what a test run made (idempotent)
+POST     /v1/recovery/runs/{id}/reprotect protect what a run recovered, towards its origin
+GET      /v1/sites/quarantine            quarantined sites and what enforcement saw
+POST     /v1/sites/{site}/release        lift a site's quarantine
 GET      /v1/recovery/plan/{site}        the checkpoints a recovery of ``site`` would use
 GET      /v1/recovery/check/{site}       the plan check: every problem a recovery would meet
 GET      /v1/recovery/runs               every run
@@ -11,13 +15,15 @@ GET      /v1/recovery/runs/{id}          one run: state, progress, timeline, rep
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from liferaft.api.auth import require_token
 from liferaft.api.routers.protection import blocking, call, runtime
+from liferaft.errors import NotFound
+from liferaft.recovery.modes import child_workflows
 from liferaft.recovery.runtime import DrRuntime
 
 router = APIRouter(prefix="/v1", tags=["recovery"], dependencies=[Depends(require_token)])
@@ -25,19 +31,36 @@ router = APIRouter(prefix="/v1", tags=["recovery"], dependencies=[Depends(requir
 
 class RecoveryIn(BaseModel):
     datacenter: str = Field(min_length=1, description="The failed (protected) site.")
+    mode: Literal["disaster", "test", "planned", "failback"] = Field(
+        default="disaster",
+        description="disaster (site lost, declared down), test (isolated, production "
+        "untouched), planned (stop, final sync, recover: no data lost), failback (a planned "
+        "run home of a reprotected workload).",
+    )
     declare_down: str | None = Field(
         default=None,
         description="The operator's declaration that this site is down: must name `datacenter`.",
     )
 
 
+def _exists(dr: DrRuntime, workflow_id: str) -> bool:
+    try:
+        dr.store.get_workflow(workflow_id)
+    except NotFound:
+        return False
+    return True
+
+
 def run_view(dr: DrRuntime, run_id: str) -> dict[str, Any]:
     run = dr.catalog.get_run(run_id)
     wf = dr.store.get_workflow(run["workflow_id"])
-    steps = dr.store.get_steps(wf.id)
+    # A planned run's own steps, then its recovery workflow's (modes.child_workflows).
+    wids = [wf.id] + [w for w in child_workflows(run) if _exists(dr, w)]
+    steps = [s for w in wids for s in dr.store.get_steps(w)]
     started: dict[str, float] = {}
     timeline = []
-    for e in dr.store.events(workflow_id=wf.id, limit=10000):
+    events = [e for w in wids for e in dr.store.events(workflow_id=w, limit=10000)]
+    for e in events:
         if e.subject != "step" or e.step is None:
             continue
         if e.to_state == "running" and e.step not in started:
@@ -62,6 +85,7 @@ def run_view(dr: DrRuntime, run_id: str) -> dict[str, Any]:
         "timeline": timeline,
         "report": report,
         "refused_manifests": wf.params.get("refused", []),
+        "cleanup": dr.modes.cleanup_state(run_id) if run["mode"] == "test" else None,
     }
 
 
@@ -69,10 +93,39 @@ def run_view(dr: DrRuntime, run_id: str) -> dict[str, Any]:
 async def start(body: RecoveryIn, request: Request) -> dict[str, Any]:
     dr = runtime(request)
     run = await call(
-        lambda: dr.recovery.start_disaster(
-            body.datacenter, declare_down=body.declare_down, submit=dr.submit
+        lambda: dr.modes.start(
+            body.datacenter, mode=body.mode, declare_down=body.declare_down, submit=dr.submit
         )
     )
+    return await blocking(lambda: run_view(dr, run["id"]))
+
+
+@router.post("/recovery/runs/{run_id}/cleanup", status_code=202, summary="Clean up a test run")
+async def cleanup(run_id: str, request: Request) -> dict[str, Any]:
+    dr = runtime(request)
+    await blocking(lambda: dr.modes.cleanup(run_id, dr.submit))
+    return await blocking(lambda: run_view(dr, run_id))
+
+
+@router.post("/recovery/runs/{run_id}/reprotect", summary="Reprotect a recovered workload")
+async def reprotect(run_id: str, request: Request) -> dict[str, Any]:
+    dr = runtime(request)
+    groups = await blocking(lambda: dr.modes.reprotect(run_id, dr.protection, dr.submit))
+    return {"groups": [g.to_dict() for g in groups]}
+
+
+@router.get("/sites/quarantine", summary="Quarantined sites")
+async def quarantined(request: Request) -> dict[str, Any]:
+    dr = runtime(request)
+    runs = await blocking(dr.catalog.list_runs)
+    dr.quarantine.refresh(runs)
+    return {"sites": dr.quarantine.status()}
+
+
+@router.post("/sites/{site}/release", status_code=202, summary="Lift a site's quarantine")
+async def release(site: str, request: Request) -> dict[str, Any]:
+    dr = runtime(request)
+    run = await blocking(lambda: dr.modes.release(site, dr.submit))
     return await blocking(lambda: run_view(dr, run["id"]))
 
 

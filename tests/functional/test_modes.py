@@ -1,0 +1,449 @@
+"""Recovery run modes on the simulator: test (isolated, cleaned up), planned (no data lost),
+and the quarantine of a site that returns after a disaster run.
+
+Real controllers (``liferaft serve``) for east and west against the simulator over HTTP;
+the checks read the clouds through openstacksdk and the data through the simulator's
+canary reader, write log and double-running detector.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.drcontroller import DrWorld, build_vm, until
+
+from .test_recovery import RATE, addresses, lose_east, protect
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[DrWorld]:
+    w = DrWorld(tmp_path)
+    try:
+        w.start("east")
+        w.start("west")
+        yield w
+    finally:
+        w.stop()
+
+
+def cli(w: DrWorld, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "liferaft", *args, "--url", w.ctls["west"].url],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**w.sim.cli_env(), "LIFERAFT_TOKEN": w.token("west", fresh=True)},
+    )
+
+
+def writes(w: DrWorld, instance: str, writer: str | None = None) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in w.ctl("GET", f"/control/writelog?kind=write&instance={instance}")["entries"]
+        if writer is None or e["data"].get("writer") == writer
+    ]
+
+
+def run_resources(w: DrWorld, site: str, run_id: str) -> Counter[str]:
+    """What the cloud still holds that carries the run's tag (metadata or Neutron tags)."""
+    tag = f"liferaft_run={run_id}"
+    c = w.sim.connect(site)
+    try:
+        found: Counter[str] = Counter()
+        found["server"] = sum(
+            1 for s in c.compute.servers() if (s.metadata or {}).get("liferaft_run") == run_id
+        )
+        found["volume"] = sum(
+            1
+            for v in c.block_storage.volumes(all_projects=True)
+            if (v.metadata or {}).get("liferaft_run") == run_id
+        )
+        found["port"] = sum(1 for p in c.network.ports() if tag in (p.tags or []))
+        found["network"] = sum(1 for n in c.network.networks() if tag in (n.tags or []))
+        found["subnet"] = sum(1 for s in c.network.subnets() if tag in (s.tags or []))
+        return found
+    finally:
+        c.close()
+
+
+def serve_until_settled(w: DrWorld, kill_at: str, settled: Any, *, max_kills: int) -> int:
+    """West armed at ``kill_at`` (re-armed after each death) until ``settled()``; the kills."""
+    kills = 0
+    while True:
+        ctl = w.ctls["west"]
+
+        def done_or_dead(ctl: Any = ctl) -> str | None:
+            if not ctl.alive():
+                return "dead"
+            try:
+                return "settled" if settled() else None
+            except Exception:
+                return "dead" if not ctl.alive() else None
+
+        got = until("west to die or settle", done_or_dead)
+        if got == "settled":
+            return kills
+        assert ctl.wait_dead() == -9
+        kills += 1
+        assert kills <= max_kills, f"more kills than expected at {kill_at}"
+        w.start("west", kill_at=kill_at, wait_lead=False)
+
+
+def run_state(w: DrWorld, run_id: str) -> str | None:
+    state: str = w.api("west", "GET", f"/v1/recovery/runs/{run_id}")["state"]
+    return state
+
+
+@pytest.mark.slow
+def test_test_mode_isolated_production_untouched_then_cleaned_up(world: DrWorld) -> None:
+    w = world
+    db = build_vm(w, "db", volumes=2, canary="database", rate=RATE)
+    app = build_vm(w, "app", volumes=0, canary=None)
+    g = protect(w, db, [app])
+    assert w.wait_settled(g["id"])[-1]["state"] == "complete"
+    east_addr = {s: addresses(w, "east", s) for s in (db["id"], app["id"])}
+
+    # West dies right after each create of the isolate step (the network, its subnet) and
+    # is started again, armed again, until the run settles: no second network or subnet.
+    w.ctls["west"].stop()
+    w.start("west", kill_at="after_cloud_call@isolate")
+    started = w.post_once("west", "/v1/recovery", {"datacenter": "east", "mode": "test"})
+    runs: list[str] = []
+
+    def settled() -> bool:
+        rs = w.api("west", "GET", "/v1/recovery/runs")["runs"]
+        if rs:
+            runs[:] = [rs[0]["id"]]
+        return bool(rs) and run_state(w, rs[0]["id"]) in ("done", "failed", "paused")
+
+    kills = serve_until_settled(w, "after_cloud_call@isolate", settled, max_kills=4)
+    assert kills == 2, kills  # the network copy, then its subnet copy
+    run_id = runs[0]
+    assert started is None or started["id"] == run_id
+    final = w.wait_run(run_id)
+    assert final["state"] == "done", (final["failed_steps"], final["error"])
+    assert final["mode"] == "test" and final["declared_down"] is None
+    rep = final["report"]
+    assert rep["servers_recovered"] == 2 and rep["volumes_recovered"] == 2
+
+    # Recovered at west on the isolated copy of "private", same IPs and MACs; nothing of
+    # the run on west's production network.
+    c = w.sim.connect("west")
+    try:
+        private = c.network.find_network("private", ignore_missing=False)
+        copies = [n for n in c.network.networks() if n.name == f"lr-test-{run_id[:12]}-private"]
+        assert len(copies) == 1, copies
+        subnets = list(c.network.subnets(network_id=copies[0].id))
+        assert len(subnets) == 1
+        (orig,) = list(c.network.subnets(network_id=private.id))
+        assert subnets[0].cidr == orig.cidr
+        by_source = {s["source"]: s["server_id"] for s in rep["servers"]}
+        for sid in (db["id"], app["id"]):
+            assert c.compute.get_server(by_source[sid]).status == "ACTIVE"
+            assert addresses(w, "west", by_source[sid]) == east_addr[sid]
+            assert {p.network_id for p in c.network.ports(device_id=by_source[sid])} == {
+                copies[0].id
+            }
+        assert not [
+            p for p in c.network.ports(network_id=private.id) if p.device_id in by_source.values()
+        ]
+    finally:
+        c.close()
+    assert run_resources(w, "west", run_id) == Counter(
+        server=2, volume=2, port=2, network=1, subnet=1
+    )
+
+    # Production untouched: east's servers still ACTIVE, its database still writing after
+    # the test run ended, from east only.
+    t_done = w.now()
+    until(
+        "east writes after the test",
+        lambda: any(e["time"] > t_done + 2 for e in writes(w, db["id"], db["canary"])),
+    )
+    c = w.sim.connect("east")
+    try:
+        assert all(c.compute.get_server(s).status == "ACTIVE" for s in (db["id"], app["id"]))
+    finally:
+        c.close()
+    assert {e["site"] for e in writes(w, db["id"])} == {"east"}
+    assert w.ctl("GET", "/control/double-running")["double_running"] == []
+
+    # Cleanup, killed once after the ports were deleted (before that step was recorded),
+    # resumed by the restarted controller; then asked again: nothing left, nothing to do.
+    w.ctls["west"].stop()
+    w.start("west", kill_at="before_record@ports")
+    w.post_once("west", f"/v1/recovery/runs/{run_id}/cleanup")
+    assert w.ctls["west"].wait_dead() == -9
+    w.start("west")
+    until(
+        "cleanup to settle",
+        lambda: (
+            (w.api("west", "GET", f"/v1/recovery/runs/{run_id}")["cleanup"] or {}).get("state")
+            in ("done", "failed")
+        ),
+    )
+    assert run_resources(w, "west", run_id) == Counter(
+        server=0, volume=0, port=0, network=0, subnet=0
+    )
+    r = cli(w, "recovery-cleanup", run_id, "--json")
+    assert r.returncode == 0, r.stderr
+    again = json.loads(r.stdout)
+    assert again["cleanup"]["state"] == "done"
+    # East still runs, and west's production network was never touched.
+    c = w.sim.connect("east")
+    try:
+        assert all(c.compute.get_server(s).status == "ACTIVE" for s in (db["id"], app["id"]))
+    finally:
+        c.close()
+
+
+def port_states(w: DrWorld, site: str, server_id: str) -> list[bool]:
+    c = w.sim.connect(site)
+    try:
+        return [bool(p.is_admin_state_up) for p in c.network.ports(device_id=server_id)]
+    finally:
+        c.close()
+
+
+def server_state(w: DrWorld, site: str, server_id: str) -> tuple[str, bool]:
+    c = w.sim.connect(site)
+    try:
+        s = c.compute.get_server(server_id)
+        return str(s.status), bool(s.is_locked)
+    finally:
+        c.close()
+
+
+def quarantine_of(w: DrWorld, site: str) -> dict[str, Any] | None:
+    sites = w.api("west", "GET", "/v1/sites/quarantine")["sites"]
+    return next((s for s in sites if s["site"] == site), None)
+
+
+def restored_data(w: DrWorld, rep: dict[str, Any], vm: dict[str, Any]) -> tuple[float, bool]:
+    """(newest canary time in the restored volumes, consistent) at west."""
+    restored = {v["source"]: v["volume_id"] for v in rep["volumes"]}
+    vols = [restored[v] for v in vm["volumes"]]
+    fresh = [w.ctl("GET", f"/control/volumes/west/{v}/freshness") for v in vols]
+    assert all(f.get("writer") == vm["canary"] for f in fresh), fresh
+    check = w.ctl(
+        "POST",
+        "/control/check-consistency",
+        {"site": "west", "volumes": vols, "writer": vm["canary"]},
+    )
+    return max(f["time"] for f in fresh), bool(check["consistent"])
+
+
+@pytest.mark.slow
+def test_planned_run_loses_nothing_and_quarantines_east_until_released(world: DrWorld) -> None:
+    w = world
+    db = build_vm(w, "db", volumes=2, canary="database", rate=RATE)
+    app = build_vm(w, "app", volumes=0, canary=None)
+    g = protect(w, db, [app])
+    assert w.wait_settled(g["id"])[-1]["state"] == "complete"
+    t0 = w.now()
+    until("writes past the checkpoint", lambda: w.now() - t0 >= 10)
+
+    r = cli(w, "recovery", "east", "--mode", "planned", "--json")
+    assert r.returncode == 0, r.stderr
+    final = json.loads(r.stdout)
+    assert final["mode"] == "planned" and final["state"] == "done", final
+    steps = [t["step"] for t in final["timeline"]]
+    # The stops in the quiesce order (db first), the final sync, then the recovery's steps.
+    assert steps.index("stop:g0:s0") < steps.index("stop:g0:s1") < steps.index("sync:g0")
+    assert any(s.startswith("boot:") for s in steps) and "recover" in steps
+    rep = final["report"]
+    assert rep["servers_recovered"] == 2 and rep["volumes_recovered"] == 2
+    (grp,) = rep["groups"]
+    assert grp["checkpoint_id"] == f"{final['id']}-sync-0"
+
+    # No data lost: the restored volumes hold the database's very last write at east.
+    last = max(e["time"] for e in writes(w, db["id"], db["canary"]))
+    newest, consistent = restored_data(w, rep, db)
+    assert consistent
+    assert abs(newest - last) < 1e-6, (newest, last)
+    stopped = next(t for t in final["timeline"] if t["step"] == "stop:g0:s0")
+    assert last <= final["requested_at"] + stopped["end_s"] + 1e-6
+
+    # East stays quarantined: its servers stopped, locked, their ports down.
+    until(
+        "east's quarantine enforced",
+        lambda: all(
+            server_state(w, "east", s) == ("SHUTOFF", True) and port_states(w, "east", s) == [False]
+            for s in (db["id"], app["id"])
+        ),
+    )
+    q = quarantine_of(w, "east")
+    assert (
+        q is not None and q["reachable"] and sorted(q["servers"]) == sorted((db["id"], app["id"]))
+    )
+    # Someone starts the old database: the controller stops it again.
+    c = w.sim.connect("east")
+    try:
+        c.compute.start_server(db["id"])
+    finally:
+        c.close()
+    until("db started", lambda: server_state(w, "east", db["id"])[0] == "ACTIVE")
+    until("db stopped again", lambda: server_state(w, "east", db["id"]) == ("SHUTOFF", True))
+    assert any(f"stopped {db['id']}" in a for a in quarantine_of(w, "east")["actions"])  # type: ignore[index]
+
+    # Released: unlocked, ports up, servers still stopped; no longer quarantined.
+    r = cli(w, "site", "release", "east", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["mode"] == "release"
+    for s in (db["id"], app["id"]):
+        assert server_state(w, "east", s) == ("SHUTOFF", False)
+        assert port_states(w, "east", s) == [True]
+    assert quarantine_of(w, "east") is None
+    r = cli(w, "site", "status", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout) == {"sites": []}, r.stdout
+
+
+@pytest.mark.slow
+def test_returning_site_quarantined_after_a_disaster_run_then_failed_back(world: DrWorld) -> None:
+    w = world
+    db = build_vm(w, "db", volumes=2, canary="database", rate=RATE)
+    g = protect(w, db, [])
+    assert w.wait_settled(g["id"])[-1]["state"] == "complete"
+    failure = lose_east(w)
+    run = w.api("west", "POST", "/v1/recovery", {"datacenter": "east", "declare_down": "east"})
+    final = w.wait_run(run["id"])
+    assert final["state"] == "done", (final["failed_steps"], final["error"])
+    (srv,) = final["report"]["servers"]
+    restored = {v["source"]: v["volume_id"] for v in final["report"]["volumes"]}
+    # The recovered database runs its workload at west, as the same instance.
+    west_canary = w.ctl(
+        "POST",
+        "/control/canaries",
+        {
+            "site": "west",
+            "server": srv["server_id"],
+            "volumes": [restored[v] for v in db["volumes"]],
+            "kind": "database",
+            "rate": RATE,
+            "seed": 8,
+            "instance": db["id"],
+        },
+    )["canary"]["id"]
+    q = quarantine_of(w, "east")
+    assert q is not None and q["servers"] == [db["id"]]
+    until(
+        "east seen unreachable", lambda: (quarantine_of(w, "east") or {}).get("reachable") is False
+    )
+
+    # East comes back (power and APIs); its old database is kept off, locked, unplugged.
+    w.ctl("POST", "/control/heal", {"kind": "site-down", "target": "east"})
+    healed = w.now()
+    until(
+        "east's quarantine enforced",
+        lambda: (
+            server_state(w, "east", db["id"]) == ("SHUTOFF", True)
+            and port_states(w, "east", db["id"]) == [False]
+        ),
+    )
+    until(
+        "west writes after east returned",
+        lambda: any(e["site"] == "west" and e["time"] > healed + 5 for e in writes(w, db["id"])),
+    )
+    east_after = [e for e in writes(w, db["id"]) if e["site"] == "east" and e["time"] > failure]
+    assert east_after == []
+    assert w.ctl("GET", "/control/double-running")["double_running"] == []
+
+    # Started again by an admin at east: stopped again by the quarantine within a tick or two
+    # (it runs -- and writes -- only that long).
+    c = w.sim.connect("east")
+    try:
+        manual = w.now()
+        c.compute.start_server(db["id"])
+    finally:
+        c.close()
+    until("db stopped again", lambda: server_state(w, "east", db["id"]) == ("SHUTOFF", True))
+    restopped = w.now()
+    assert restopped - manual <= 30, restopped - manual
+    east_again = [
+        e["time"] for e in writes(w, db["id"]) if e["site"] == "east" and e["time"] > failure
+    ]
+    assert all(manual <= t <= restopped for t in east_again), (manual, restopped, east_again)
+    assert port_states(w, "east", db["id"]) == [False]
+    q = quarantine_of(w, "east")
+    assert (
+        q is not None and q["reachable"] and any(f"stopped {db['id']}" in a for a in q["actions"])
+    )
+
+    east_addr = addresses(w, "west", srv["server_id"])
+
+    # Failback.  Reprotect at west (twice: the same group), a first checkpoint towards east.
+    rg = w.api("west", "POST", f"/v1/recovery/runs/{run['id']}/reprotect")["groups"]
+    assert w.api("west", "POST", f"/v1/recovery/runs/{run['id']}/reprotect")["groups"] == rg
+    ((grp),) = rg
+    assert (grp["site"], grp["recovery_site"]) == ("west", "east")
+    assert [m["cloud_id"] for m in grp["servers"]] == [srv["server_id"]]
+    assert sorted(m["cloud_id"] for m in grp["volumes"]) == sorted(restored.values())
+
+    def west_checkpoints() -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = w.api("west", "GET", f"/v1/checkpoints?group={grp['id']}")[
+            "checkpoints"
+        ]
+        return out
+
+    until(
+        "west's first checkpoint", lambda: any(c["state"] == "complete" for c in west_checkpoints())
+    )
+
+    # East's controller is back; it runs the failback: west's copy stopped, a final sync, the
+    # stopped old db at east retired (it holds the addresses), the db recovered at east.
+    w.start("east")
+    fb = w.api("east", "POST", "/v1/recovery", {"datacenter": "west", "mode": "failback"})
+
+    def fb_settled() -> dict[str, Any] | None:
+        r: dict[str, Any] = w.api("east", "GET", f"/v1/recovery/runs/{fb['id']}")
+        return r if r["state"] in ("done", "failed", "paused", "cancelled") else None
+
+    final = until("the failback run", fb_settled)
+    assert final["state"] == "done", (final["failed_steps"], final["error"])
+    assert final["mode"] == "failback"
+    steps = [t["step"] for t in final["timeline"]]
+    assert steps.index("stop:g0:s0") < steps.index("sync:g0") < steps.index("retire")
+    rep = final["report"]
+    (home,) = rep["servers"]
+    assert home["source"] == srv["server_id"]
+    c = w.sim.connect("east")
+    try:
+        names = Counter(s.name for s in c.compute.servers())
+        assert names["db"] == 1, names  # the old copy retired, the new one in its place
+        assert c.compute.get_server(home["server_id"]).status == "ACTIVE"
+        assert [s.id for s in c.compute.servers() if s.name == "db"] == [home["server_id"]]
+    finally:
+        c.close()
+    assert addresses(w, "east", home["server_id"]) == east_addr
+    # No data lost: east's restored volumes hold west's last write.
+    last = max(e["time"] for e in writes(w, db["id"], west_canary))
+    back = {v["source"]: v["volume_id"] for v in rep["volumes"]}
+    fresh = [w.ctl("GET", f"/control/volumes/east/{back[v]}/freshness") for v in restored.values()]
+    assert all(f.get("writer") == west_canary for f in fresh), fresh
+    assert abs(max(f["time"] for f in fresh) - last) < 1e-6
+    # West's copy is now the stale one: stopped, and quarantined by east's controller.
+    until(
+        "west's copy quarantined by east",
+        lambda: (
+            server_state(w, "west", srv["server_id"]) == ("SHUTOFF", True)
+            and port_states(w, "west", srv["server_id"]) == [False]
+        ),
+    )
+    # West's quarantine of east has nothing left to guard: the old copy is gone.
+    until(
+        "west's quarantine of east lifted",
+        lambda: (quarantine_of(w, "east") or {}).get("quarantined") is False,
+    )
+    # The only double run is the admin's start at east, inside the window it was let run.
+    doubles = w.ctl("GET", "/control/double-running")["double_running"]
+    assert all(manual <= d["start"] and d["end"] <= restopped for d in doubles), doubles
