@@ -447,3 +447,66 @@ def test_returning_site_quarantined_after_a_disaster_run_then_failed_back(world:
     # The only double run is the admin's start at east, inside the window it was let run.
     doubles = w.ctl("GET", "/control/double-running")["double_running"]
     assert all(manual <= d["start"] and d["end"] <= restopped for d in doubles), doubles
+
+
+@pytest.mark.slow
+def test_planned_run_survives_a_kill_at_each_cloud_create(world: DrWorld) -> None:
+    """West killed right after the cloud accepted each create of a planned run: the final
+    sync's snapshot and backup (east), then the volume, port and server (west)."""
+    w = world
+    vm = build_vm(w, "kp", volumes=1, canary="single", rate=RATE)
+    g = protect(w, vm, [])
+    assert w.wait_settled(g["id"])[-1]["state"] == "complete"
+    w.ctls["west"].stop()
+    w.start("west", kill_at="after_cloud_call")
+    w.post_once("west", "/v1/recovery", {"datacenter": "east", "mode": "planned"})
+    runs: list[str] = []
+
+    def settled() -> bool:
+        rs = w.api("west", "GET", "/v1/recovery/runs")["runs"]
+        if rs:
+            runs[:] = [rs[0]["id"]]
+        return bool(rs) and run_state(w, rs[0]["id"]) in ("done", "failed", "paused")
+
+    kills = serve_until_settled(w, "after_cloud_call", settled, max_kills=6)
+    assert kills >= 4, kills
+    final = w.wait_run(runs[0])
+    assert final["state"] == "done", (final["failed_steps"], final["error"])
+    rep = final["report"]
+    assert rep["servers_recovered"] == 1 and rep["volumes_recovered"] == 1
+
+    sync = f"{runs[0]}-sync-0"
+    c = w.sim.connect("west")
+    try:
+        servers = Counter(s.name for s in c.compute.servers())
+        volumes = [
+            v
+            for v in c.block_storage.volumes()
+            if v.metadata.get("liferaft_source") == vm["volumes"][0]
+        ]
+        ports = Counter(p.name for p in c.network.ports() if (p.name or "").startswith("kp-"))
+    finally:
+        c.close()
+    assert servers["kp"] == 1, servers
+    assert len(volumes) == 1 and volumes[0].status == "in-use", volumes
+    assert ports == Counter({"kp-p0": 1}), ports
+    c = w.sim.connect("east")
+    try:
+        made = [
+            b
+            for b in c.block_storage.backups(details=True, all_projects=True)
+            if (getattr(b, "metadata", None) or {}).get("liferaft_run") == sync
+        ]
+        snaps = [
+            s
+            for s in c.block_storage.snapshots(details=True, all_projects=True)
+            if (s.metadata or {}).get("liferaft_run") == sync
+        ]
+    finally:
+        c.close()
+    assert len(made) == 1, made  # one final backup, not one per attempt
+    assert snaps == []  # the sync's snapshot made once and cleaned up
+    # Nothing lost: the restored volume holds the last write made at east.
+    last = max(e["time"] for e in writes(w, vm["id"], vm["canary"]))
+    fresh = w.ctl("GET", f"/control/volumes/west/{volumes[0].id}/freshness")
+    assert fresh.get("writer") == vm["canary"] and abs(fresh["time"] - last) < 1e-6, fresh
