@@ -88,7 +88,14 @@ async def stop(deps: PlannedDeps, ctx: StepContext, gi: int, si: int) -> dict[st
     cloud = _protected(deps, ctx)
     s = await cloud.get_server(srv["id"])
     if s.status == "ACTIVE" and s.task_state is None:
-        await cloud.stop_server(srv["id"])
+        try:
+            await cloud.stop_server(srv["id"])
+        except GiveUp:
+            # Stopped meanwhile by someone else (the quarantine of this very run, which
+            # holds from the moment the run exists, or an operator): fine if it is.
+            s = await cloud.get_server(srv["id"])
+            if s.status != "SHUTOFF" and s.task_state is None:
+                raise
     s = await wait_until(
         deps.clock,
         lambda: cloud.get_server(srv["id"]),

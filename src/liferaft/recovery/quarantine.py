@@ -79,6 +79,7 @@ class SiteState:
     ports_down: int = 0
     actions: list[str] = field(default_factory=list)
     error: str | None = None
+    locked: set[str] = field(default_factory=set)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -123,7 +124,9 @@ async def enforce_site(cloud: Cloud, st: SiteState, now: Callable[[], float]) ->
                 await cloud.stop_server(sid)
                 st.actions.append(f"{st.checked_at:.1f} stopped {sid}")
                 log.warning("quarantine of %s: server %s was running; stopped", st.site, sid)
-            await cloud.lock_server(sid)
+            if sid not in st.locked:  # once per controller life: an admin may unlock on purpose
+                await cloud.lock_server(sid)
+                st.locked.add(sid)
             for p in await cloud.list_ports(device_id=sid):
                 if p.admin_state_up:
                     await cloud.set_port_admin_state(p.id, False)
