@@ -934,9 +934,17 @@ class OpenStackCloud:
         return await self._run(f"get port {port_id}", lambda c: _port(c.network.get_port(port_id)))
 
     async def list_ports(
-        self, *, device_id: str | None = None, network_id: str | None = None
+        self,
+        *,
+        device_id: str | None = None,
+        network_id: str | None = None,
+        name: str | None = None,
     ) -> list[Port]:
-        query = {k: v for k, v in (("device_id", device_id), ("network_id", network_id)) if v}
+        query = {
+            k: v
+            for k, v in (("device_id", device_id), ("network_id", network_id), ("name", name))
+            if v
+        }
         return await self._run("list ports", lambda c: [_port(p) for p in c.network.ports(**query)])
 
     async def delete_port(self, port_id: str) -> None:

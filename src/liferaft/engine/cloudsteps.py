@@ -91,7 +91,9 @@ async def ensure_port(
         found = await cloud.find_port(t.name, cloud_tag(t))
         if found is not None:
             return found
-        for p in await cloud.list_ports(network_id=network_id):
+        # Filtered by name in Neutron: a listing of the whole network per port
+        # made a recovery's port steps quadratic in its servers.
+        for p in await cloud.list_ports(network_id=network_id, name=t.name):
             if half_made(p, t.name, mac_address=mac_address, ips=want_ips):
                 return p
         return None
