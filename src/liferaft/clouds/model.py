@@ -322,3 +322,57 @@ class Quota:
     @property
     def free(self) -> float:
         return float("inf") if self.limit < 0 else float(self.limit - self.in_use)
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A compute key pair (per user; only its public half is ever read)."""
+
+    name: str
+    public_key: str | None = None
+    type: str = "ssh"
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class SecurityGroupRule:
+    direction: str  # ingress / egress
+    ethertype: str = "IPv4"
+    protocol: str | None = None
+    port_range_min: int | None = None
+    port_range_max: int | None = None
+    remote_ip_prefix: str | None = None
+    remote_group_id: str | None = None
+    id: str | None = None
+
+    def key(self) -> tuple[object, ...]:
+        """What makes two rules the same rule (Neutron refuses a duplicate)."""
+        return (
+            self.direction,
+            self.ethertype,
+            self.protocol,
+            self.port_range_min,
+            self.port_range_max,
+            self.remote_ip_prefix,
+            self.remote_group_id,
+        )
+
+
+@dataclass(frozen=True)
+class SecurityGroup:
+    id: str
+    name: str
+    description: str = ""
+    rules: tuple[SecurityGroupRule, ...] = ()
+    tags: tuple[str, ...] = ()
+    project_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ServerGroup:
+    """A compute server group: its policy (affinity, anti-affinity, soft-...) and members."""
+
+    id: str
+    name: str
+    policy: str
+    members: tuple[str, ...] = ()

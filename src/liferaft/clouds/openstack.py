@@ -41,10 +41,13 @@ from .model import (
     IdentityInfo,
     Image,
     Inventory,
+    KeyPair,
     NetworkAgent,
     Port,
     ProviderCapacity,
     Quota,
+    SecurityGroup,
+    SecurityGroupRule,
     Server,
     ServerGroup,
     Snapshot,
@@ -495,6 +498,7 @@ class OpenStackCloud:
         availability_zone: str | None = None,
         metadata: dict[str, str] | None = None,
         key_name: str | None = None,
+        server_group_id: str | None = None,
     ) -> Server:
         if (image_id is None) == (boot_volume_id is None):
             raise GiveUp(
@@ -527,6 +531,8 @@ class OpenStackCloud:
                 attrs["availability_zone"] = availability_zone
             if key_name:
                 attrs["key_name"] = key_name
+            if server_group_id:
+                attrs["scheduler_hints"] = {"group": server_group_id}
             return _server(c.compute.create_server(**attrs))
 
         return await self._run(f"create server {name!r}", call)
@@ -1129,6 +1135,90 @@ class OpenStackCloud:
             lambda c: c.image.delete_image(image_id, ignore_missing=True),
         )
 
+    # -- key pairs, security groups, server groups --------------------------------
+    async def find_keypair(self, name: str) -> KeyPair | None:
+        def call(c: openstack.connection.Connection) -> KeyPair | None:
+            k = c.compute.find_keypair(name, ignore_missing=True)
+            if k is None:
+                return None
+            return KeyPair(
+                name=k.name,
+                public_key=k.public_key,
+                type=k.type or "ssh",
+                fingerprint=k.fingerprint,
+            )
+
+        return await self._run(f"find key pair {name!r}", call)
+
+    async def create_keypair(self, *, name: str, public_key: str, key_type: str = "ssh") -> KeyPair:
+        def call(c: openstack.connection.Connection) -> KeyPair:
+            k = c.compute.create_keypair(name=name, public_key=public_key, type=key_type)
+            return KeyPair(
+                name=k.name,
+                public_key=k.public_key,
+                type=k.type or key_type,
+                fingerprint=k.fingerprint,
+            )
+
+        return await self._run(f"create key pair {name!r}", call)
+
+    async def get_security_group(self, group_id: str) -> SecurityGroup:
+        return await self._run(
+            f"get security group {group_id}",
+            lambda c: _security_group(c.network.get_security_group(group_id)),
+        )
+
+    async def list_security_groups(self, *, name: str | None = None) -> list[SecurityGroup]:
+        query = {"name": name} if name else {}
+        return await self._run(
+            "list security groups",
+            lambda c: [_security_group(g) for g in c.network.security_groups(**query)],
+        )
+
+    async def create_security_group(
+        self, *, name: str, tag: Tag, description: str = ""
+    ) -> SecurityGroup:
+        def call(c: openstack.connection.Connection) -> SecurityGroup:
+            g = c.network.create_security_group(name=name, description=description)
+            # Tags are set after creation (Neutron's tag API), as for ports.
+            c.network.set_tags(g, tag.tags())
+            return _security_group(c.network.get_security_group(g.id))
+
+        return await self._run(f"create security group {name!r}", call)
+
+    async def create_security_group_rule(
+        self, group_id: str, rule: SecurityGroupRule
+    ) -> SecurityGroupRule:
+        attrs = {
+            k: v
+            for k, v in {
+                "security_group_id": group_id,
+                "direction": rule.direction,
+                "ether_type": rule.ethertype,
+                "protocol": rule.protocol,
+                "port_range_min": rule.port_range_min,
+                "port_range_max": rule.port_range_max,
+                "remote_ip_prefix": rule.remote_ip_prefix,
+                "remote_group_id": rule.remote_group_id,
+            }.items()
+            if v is not None
+        }
+        return await self._run(
+            f"create rule in security group {group_id}",
+            lambda c: _sg_rule(c.network.create_security_group_rule(**attrs)),
+        )
+
+    async def list_server_groups(self) -> list[ServerGroup]:
+        return await self._run(
+            "list server groups", lambda c: [_server_group(g) for g in c.compute.server_groups()]
+        )
+
+    async def create_server_group(self, *, name: str, policy: str) -> ServerGroup:
+        return await self._run(
+            f"create server group {name!r}",
+            lambda c: _server_group(c.compute.create_server_group(name=name, policy=policy)),
+        )
+
     # -- what a recovery plan is checked against ---------------------------------
     async def list_flavors(self) -> list[Flavor]:
         def call(c: openstack.connection.Connection) -> list[Flavor]:
@@ -1329,6 +1419,38 @@ class OpenStackCloud:
             f"delete object {container}/{name}",
             lambda c: c.object_store.delete_object(name, container=container, ignore_missing=True),
         )
+
+
+def _sg_rule(r: Any) -> SecurityGroupRule:
+    get = r.get if isinstance(r, Mapping) else lambda k, d=None: getattr(r, k, d)
+    return SecurityGroupRule(
+        direction=str(get("direction")),
+        ethertype=str(get("ethertype") or get("ether_type") or "IPv4"),
+        protocol=get("protocol"),
+        port_range_min=get("port_range_min"),
+        port_range_max=get("port_range_max"),
+        remote_ip_prefix=get("remote_ip_prefix"),
+        remote_group_id=get("remote_group_id"),
+        id=get("id"),
+    )
+
+
+def _security_group(g: Any) -> SecurityGroup:
+    return SecurityGroup(
+        id=str(g.id),
+        name=g.name or "",
+        description=g.description or "",
+        rules=tuple(_sg_rule(r) for r in (g.security_group_rules or [])),
+        tags=tuple(g.tags or ()),
+        project_id=g.project_id,
+    )
+
+
+def _server_group(g: Any) -> ServerGroup:
+    policy = g.policy or (g.policies[0] if g.policies else "")
+    return ServerGroup(
+        id=str(g.id), name=g.name or "", policy=str(policy), members=tuple(g.member_ids or ())
+    )
 
 
 def _exact(name: str) -> str:

@@ -31,10 +31,13 @@ from .model import (
     Hypervisor,
     IdentityInfo,
     Image,
+    KeyPair,
     NetworkAgent,
     Port,
     ProviderCapacity,
     Quota,
+    SecurityGroup,
+    SecurityGroupRule,
     Server,
     ServerGroup,
     Snapshot,
@@ -89,7 +92,10 @@ class Cloud(Protocol):
         availability_zone: str | None = None,
         metadata: dict[str, str] | None = None,
         key_name: str | None = None,
-    ) -> Server: ...
+        server_group_id: str | None = None,
+    ) -> Server:
+        """``server_group_id``: the scheduler hint ``group`` (the group's policy applies)."""
+        ...
 
     async def find_server(self, name: str, tag: Tag) -> Server | None: ...
     async def get_server(self, server_id: str) -> Server: ...
@@ -258,6 +264,29 @@ class Cloud(Protocol):
         ...
 
     async def delete_image(self, image_id: str) -> None: ...
+
+    # -- key pairs, security groups, server groups --------------------------------
+    async def find_keypair(self, name: str) -> KeyPair | None:
+        """The logged-in user's key pair ``name`` (public key, type, fingerprint)."""
+        ...
+
+    async def create_keypair(self, *, name: str, public_key: str, key_type: str = "ssh") -> KeyPair:
+        """Import a public key (key pairs carry no tags: the name is their identity)."""
+        ...
+
+    async def get_security_group(self, group_id: str) -> SecurityGroup: ...
+    async def list_security_groups(self, *, name: str | None = None) -> list[SecurityGroup]: ...
+    async def create_security_group(
+        self, *, name: str, tag: Tag, description: str = ""
+    ) -> SecurityGroup:
+        """Create, then tag (two calls, as for ports)."""
+        ...
+
+    async def create_security_group_rule(
+        self, group_id: str, rule: SecurityGroupRule
+    ) -> SecurityGroupRule: ...
+    async def list_server_groups(self) -> list[ServerGroup]: ...
+    async def create_server_group(self, *, name: str, policy: str) -> ServerGroup: ...
 
     # -- what a recovery plan is checked against ---------------------------------
     async def list_flavors(self) -> list[Flavor]:

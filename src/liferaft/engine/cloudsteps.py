@@ -75,6 +75,7 @@ async def ensure_port(
     network_id: str,
     fixed_ips: list[tuple[str | None, str]] | None = None,
     mac_address: str | None = None,
+    security_group_ids: list[str] | None = None,
 ) -> Port:
     """The port ``name`` this step made (same fixed IPs and MAC if given), creating it if needed.
 
@@ -105,6 +106,7 @@ async def ensure_port(
             network_id=network_id,
             fixed_ips=fixed_ips,
             mac_address=mac_address,
+            security_group_ids=security_group_ids,
         )
 
     return await ctx.ensure_created(
@@ -133,6 +135,8 @@ async def ensure_server(
     network_ids: list[str] | None = None,
     availability_zone: str | None = None,
     metadata: dict[str, str] | None = None,
+    key_name: str | None = None,
+    server_group_id: str | None = None,
 ) -> Server:
     """The server ``name`` this step booted, booting it if the cloud has none."""
 
@@ -150,6 +154,8 @@ async def ensure_server(
             network_ids=network_ids,
             availability_zone=availability_zone,
             metadata=metadata,
+            key_name=key_name,
+            server_group_id=server_group_id,
         )
 
     return await ctx.ensure_created(

@@ -40,6 +40,8 @@ from liferaft.errors import GiveUp, RetryLater
 from . import image_copy
 from . import manifest as mf
 from .catalog import Catalog
+from .inventory import KEYS as ACCESS_KEYS
+from .inventory import describe_access
 from .quiescers import Quiescer
 
 KIND = "checkpoint"
@@ -211,7 +213,7 @@ async def describe(deps: ProtectionDeps, ctx: StepContext) -> dict[str, Any]:
                 ],
             }
         )
-    return {"servers": servers, "volumes": volumes}
+    return {"servers": servers, "volumes": volumes, **await describe_access(cloud, servers)}
 
 
 async def capture(deps: ProtectionDeps, ctx: StepContext) -> dict[str, Any]:
@@ -386,6 +388,7 @@ def build_manifest(p: dict[str, Any], results: dict[str, Any], now: float) -> di
         "quiesce_order": cap["order"],
         "servers": inv["servers"],
         "volumes": vols,
+        **{k: inv.get(k, []) for k in ACCESS_KEYS},
         "written_at": now,
     }
 

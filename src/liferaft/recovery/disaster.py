@@ -31,6 +31,7 @@ from liferaft.errors import GiveUp, RetryLater
 from liferaft.protection.checkpoint import wait_until
 
 from . import image_restore, isolation
+from .groundwork import boot_access, groundwork_steps, port_security_groups
 from .plancheck import resolved
 from .turns import Turnstile
 from .verifiers import Verifier
@@ -190,6 +191,7 @@ async def ports(deps: RecoveryDeps, ctx: StepContext, gi: int, si: int) -> list[
             network_id=net,
             fixed_ips=[(None, f["ip_address"]) for f in p["fixed_ips"]],
             mac_address=p["mac_address"],
+            security_group_ids=port_security_groups(ctx, gi, p),
         )
         out.append(
             {
@@ -230,6 +232,7 @@ async def boot(deps: RecoveryDeps, ctx: StepContext, gi: int, si: int) -> dict[s
         boot_volume_id=boot_volume,
         port_ids=port_ids,
         metadata={**srv.get("metadata", {}), "liferaft_source": srv["id"]},
+        **boot_access(ctx, gi, srv),
     )
     server = await deps.watching.server(
         server.id,
@@ -352,6 +355,7 @@ def build(deps: RecoveryDeps, params: dict[str, Any]) -> WorkflowDef:
 
     site = deps.site
     steps = [StepDef("capacity", bind(capacity), site=site)]
+    steps += groundwork_steps(deps.cloud, params, site)
     restore_of: dict[tuple[int, str], str] = {}
     servers = _servers(params)
     for gi, vi, name in restore_order(params):
@@ -372,7 +376,10 @@ def build(deps: RecoveryDeps, params: dict[str, Any]) -> WorkflowDef:
     for gi, si, _s in servers:
         steps.append(
             StepDef(
-                f"ports:{_gk(gi)}:s{si}", bind(ports, gi, si), depends_on=before_ports, site=site
+                f"ports:{_gk(gi)}:s{si}",
+                bind(ports, gi, si),
+                depends_on=(*before_ports, f"secgroups:{_gk(gi)}"),
+                site=site,
             )
         )
 
@@ -398,7 +405,13 @@ def build(deps: RecoveryDeps, params: dict[str, Any]) -> WorkflowDef:
             StepDef(
                 f"boot:{_gk(gi)}:s{si}",
                 bind(boot, gi, si),
-                depends_on=(f"ports:{_gk(gi)}:s{si}", *boots, *prev),
+                depends_on=(
+                    f"ports:{_gk(gi)}:s{si}",
+                    "keypairs",
+                    f"servergroups:{_gk(gi)}",
+                    *boots,
+                    *prev,
+                ),
                 site=site,
             )
         )

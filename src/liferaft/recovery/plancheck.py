@@ -216,6 +216,38 @@ class _Checker:
             else:
                 self.out.resolved["projects"][src] = here
 
+    async def key_pairs(self, groups: list[dict[str, Any]]) -> int:
+        """Key pairs that would clash or cannot be made; the number to create."""
+        new = 0
+        seen: set[str] = set()
+        for g in groups:
+            for kp in g["manifest"].get("key_pairs", []):
+                if kp["name"] in seen:
+                    continue
+                seen.add(kp["name"])
+                have = await self.cloud.find_keypair(kp["name"])
+                subject = f"group {g['manifest']['group']['name']}: key pair {kp['name']}"
+                if have is None and kp.get("public_key") is None:
+                    self.problem(
+                        "key_pair",
+                        subject,
+                        f"its public key was not readable at {self.out.protected_site} and "
+                        f"{self.site} has no key pair by that name: import it here",
+                    )
+                elif have is None:
+                    new += 1
+                elif (
+                    kp.get("public_key")
+                    and (have.public_key or "").strip() != str(kp["public_key"]).strip()
+                ):
+                    self.problem(
+                        "key_pair",
+                        subject,
+                        f"{self.site} has a key pair {kp['name']!r} with another public key "
+                        f"(fingerprint {have.fingerprint}): rename or delete it",
+                    )
+        return new
+
     # -- room -------------------------------------------------------------------------
     def quotas(self, quotas: list[Quota], need: Mapping[tuple[str, str], int]) -> None:
         have = {(q.service, q.resource): q for q in quotas}
@@ -336,6 +368,13 @@ async def check_plan(
         ram = f.ram_mb if f else int(s.get("ram_mb") or 0)
         sizes.append((f.name if f else str(s.get("flavor")), vcpu, ram))
     ports = sum(len(s.get("ports") or []) for _, s in servers)
+    new_keys = await c.key_pairs(groups)
+    sec_groups = [
+        sg
+        for g in groups
+        for sg in g["manifest"].get("security_groups", [])
+        if sg["name"] != "default"
+    ]
     need: dict[tuple[str, str], int] = {
         ("compute", "instances"): len(servers),
         ("compute", "cores"): sum(v for _, v, _ in sizes),
@@ -343,6 +382,12 @@ async def check_plan(
         ("volume", "volumes"): len(volumes),
         ("volume", "gigabytes"): sum(int(v.get("size_gb") or 0) for _, v in volumes),
         ("network", "port"): ports,
+        ("compute", "key_pairs"): new_keys,
+        ("compute", "server_groups"): sum(
+            len(g["manifest"].get("server_groups", [])) for g in groups
+        ),
+        ("network", "security_group"): len(sec_groups),
+        ("network", "security_group_rule"): sum(len(sg.get("rules", [])) for sg in sec_groups),
     }
     out.needs = {f"{svc}.{res}": n for (svc, res), n in need.items()}
     c.quotas(await cloud.quotas(), need)

@@ -10,6 +10,7 @@ from liferaft.clouds.model import (
     IdentityInfo,
     Image,
     Inventory,
+    KeyPair,
     ProviderCapacity,
     Quota,
 )
@@ -70,6 +71,9 @@ class West:
 
     async def capacity(self) -> list[ProviderCapacity]:
         return self.providers
+
+    async def find_keypair(self, name: str) -> KeyPair | None:
+        return KeyPair("ops", "ssh-ed25519 AAAA west", fingerprint="fp") if name == "ops" else None
 
 
 def server(
@@ -182,3 +186,17 @@ def test_a_refused_newest_manifest_with_an_older_one_used_is_a_warning() -> None
 def test_no_checkpoint_at_all_is_a_problem() -> None:
     chk = check(West(), [])
     assert not chk.ok and "no verified checkpoint of east" in chk.problems[0].message
+
+
+def test_key_pairs_that_clash_or_cannot_be_made_are_problems() -> None:
+    g = group("g1", [server("db", "m1.tiny")], [])
+    g["manifest"]["key_pairs"] = [
+        {"name": "ops", "public_key": "ssh-ed25519 AAAA east"},
+        {"name": "lost", "public_key": None},
+        {"name": "new", "public_key": "ssh-ed25519 BBBB"},
+    ]
+    chk = check(West(), [g])
+    text = "\n".join(str(p) for p in chk.problems)
+    assert "key pair ops: west has a key pair 'ops' with another public key" in text
+    assert "key pair lost: its public key was not readable at east" in text
+    assert len(chk.problems) == 2 and chk.needs["compute.key_pairs"] == 1
