@@ -131,10 +131,33 @@ def test_plan_check_lists_every_problem_and_mappings_make_it_recoverable(world: 
     r = cli(w, "west", "plan", "check", "west")
     assert r.returncode == 1 and "this controller serves west" in r.stderr
 
-    # west's mappings for east, and room: the check passes, the recovery uses them.
-    set_west_cores(w, 20)
-    w.ctls["west"].stop()
+    # Malformed requests: 400 naming the field, nothing changed.
+    for method, path, body, field in (
+        ("POST", "/v1/protect/servers", {"policy": "pc"}, "body.server"),
+        ("POST", "/v1/groups/x/members", {"kind": "disk", "id": "v"}, "body.kind"),
+        (
+            "PUT",
+            "/v1/policies/bad",
+            {"rpo_seconds": "soon", "interval_seconds": 5},
+            "body.rpo_seconds",
+        ),
+        ("POST", "/v1/recovery", {"declare_down": "east"}, "body.datacenter"),
+    ):
+        site = "west" if path == "/v1/recovery" else "east"
+        with pytest.raises(ApiError) as e:
+            w.api(site, method, path, body)
+        assert e.value.status == 400 and field in e.value.text, (path, e.value.text)
+    assert w.api("west", "GET", "/v1/recovery/runs")["runs"] == []
+
+    # west's mappings for east.  First onto a flavor too big for any of west's hosts: the
+    # check finds the names now, and reports Placement capacity (and the cores quota).
+    c = w.sim.connect("west")
+    try:
+        c.compute.create_flavor(name="pc.huge", ram=512, vcpus=4096, disk=1)
+    finally:
+        c.close()
     base = w.config
+    flavor = {"pc.east": "pc.huge"}
 
     def with_mappings(site: str) -> Path:
         path = base(site)
@@ -142,7 +165,7 @@ def test_plan_check_lists_every_problem_and_mappings_make_it_recoverable(world: 
             cfg = yaml.safe_load(path.read_text())
             cfg["protection"]["mappings"] = {
                 "east": {
-                    "flavors": {"pc.east": "m1.small"},
+                    "flavors": flavor,
                     "networks": {"pc-net": "private"},
                     "volume_types": {"pc-gold": "__DEFAULT__"},
                 }
@@ -151,6 +174,21 @@ def test_plan_check_lists_every_problem_and_mappings_make_it_recoverable(world: 
         return path
 
     w.config = with_mappings  # type: ignore[method-assign]
+    w.ctls["west"].stop()
+    w.start("west")
+    r = cli(w, "west", "plan", "check", "east", "--json")
+    assert r.returncode == 1, r.stderr
+    kinds = sorted(p["kind"] for p in json.loads(r.stdout)["problems"])
+    assert kinds == ["capacity", "quota"], r.stdout
+    assert (
+        "1 of 1 servers do not fit on 3 compute hosts of west: 1 x pc.huge (4096 VCPU" in r.stdout
+    )
+
+    # Then onto a flavor that fits, with room in the quota: the check passes, the recovery
+    # uses west's flavor, network and volume type.
+    set_west_cores(w, 20)
+    flavor["pc.east"] = "m1.small"
+    w.ctls["west"].stop()
     w.start("west")
     r = cli(w, "west", "plan", "check", "east", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
