@@ -150,6 +150,7 @@ class _Checker:
                 self.out.resolved["flavors"][src] = f.id
 
     async def images(self, servers: list[tuple[str, dict[str, Any]]]) -> None:
+        looked: set[str] = set()  # one lookup per image, not per server
         for subject, s in servers:
             boot = s.get("boot") or {}
             if boot.get("from") != "image":
@@ -157,6 +158,11 @@ class _Checker:
             name, iid = boot.get("image_name"), boot.get("image_id")
             src = str(name or iid or "")
             target = _mapped(self.mappings, "images", name, iid)
+            if src in looked:
+                if src not in self.out.resolved["images"]:
+                    self.missing("images", "image", src, target, subject)
+                continue
+            looked.add(src)
             found = await self.cloud.find_image(target or src)
             if found is None:
                 try:
@@ -180,13 +186,19 @@ class _Checker:
                 self.missing("volume_types", "volume type", src, target, subject)
 
     async def networks(self, servers: list[tuple[str, dict[str, Any]]]) -> None:
+        looked: set[str] = set()  # one lookup per network, not per port
         for subject, s in servers:
             for p in s.get("ports") or []:
                 name, nid = p.get("network_name"), p.get("network_id")
                 src = str(name or nid or "")
-                if src in self.out.resolved["networks"]:
-                    continue
                 target = _mapped(self.mappings, "networks", name, nid)
+                if src in looked:
+                    if src not in self.out.resolved["networks"]:
+                        self.missing(
+                            "networks", "network", src, target, f"{subject} port {p['id']}"
+                        )
+                    continue
+                looked.add(src)
                 found = await self.cloud.find_network(target or src)
                 if found is None and target:
                     try:
