@@ -366,13 +366,3 @@ class SecurityGroup:
     rules: tuple[SecurityGroupRule, ...] = ()
     tags: tuple[str, ...] = ()
     project_id: str | None = None
-
-
-@dataclass(frozen=True)
-class ServerGroup:
-    """A compute server group: its policy (affinity, anti-affinity, soft-...) and members."""
-
-    id: str
-    name: str
-    policy: str
-    members: tuple[str, ...] = ()

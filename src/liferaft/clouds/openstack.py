@@ -1208,11 +1208,6 @@ class OpenStackCloud:
             lambda c: _sg_rule(c.network.create_security_group_rule(**attrs)),
         )
 
-    async def list_server_groups(self) -> list[ServerGroup]:
-        return await self._run(
-            "list server groups", lambda c: [_server_group(g) for g in c.compute.server_groups()]
-        )
-
     async def create_server_group(self, *, name: str, policy: str) -> ServerGroup:
         return await self._run(
             f"create server group {name!r}",

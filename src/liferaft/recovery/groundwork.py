@@ -162,14 +162,16 @@ async def secgroups(cloud: Cloud, ctx: StepContext, gi: int) -> dict[str, str]:
 async def servergroups(cloud: Cloud, ctx: StepContext, gi: int) -> dict[str, str]:
     """The manifest's server groups of group ``gi``; source id -> id here."""
     out: dict[str, str] = {}
-    for sg in ctx.params["groups"][gi]["manifest"].get("server_groups", []):
+    wanted = ctx.params["groups"][gi]["manifest"].get("server_groups", [])
+    project = (await cloud.identity()).project_id if wanted else None
+    for sg in wanted:
 
         async def find(t: IdempotencyTag, policy: str = sg["policy"]) -> ServerGroup | None:
             return next(
                 (
                     g
-                    for g in await cloud.list_server_groups()
-                    if g.name == t.name and g.policy == policy
+                    for g in await cloud.list_server_groups()  # every project's (admin)
+                    if g.name == t.name and g.policy == policy and g.project_id in (None, project)
                 ),
                 None,
             )
