@@ -1,7 +1,7 @@
 """The recovery plan check and the pair's mappings, end to end (real controllers, the simulator).
 
 east runs a server on a flavor, a network and a volume type that west does
-not have, and west's project is short of cores: ``liferaft plan check``
+not have, and west's project is short of cores and ports: ``liferaft plan check``
 lists every problem at once (exit 1), a recovery is refused with the same
 list before anything changes at west.  With west's mappings configured and
 its quota raised, the check passes and the recovery uses west's flavor,
@@ -75,11 +75,14 @@ def east_only_vm(w: DrWorld) -> dict[str, Any]:
         west.close()
 
 
-def set_west_cores(w: DrWorld, cores: int) -> None:
+def set_west_quotas(w: DrWorld, cores: int, ports: int) -> None:
+    """west's project quotas: compute cores (Nova), ports (Neutron)."""
     c = w.sim.connect("west")
     try:
         pid = c.current_project_id
         r = c.compute.put(f"/os-quota-sets/{pid}", json={"quota_set": {"cores": cores}})
+        assert r.status_code == 200, r.text
+        r = c.network.put(f"/quotas/{pid}", json={"quota": {"port": ports}})
         assert r.status_code == 200, r.text
     finally:
         c.close()
@@ -93,7 +96,7 @@ def test_plan_check_lists_every_problem_and_mappings_make_it_recoverable(world: 
     assert [m["cloud_id"] for m in g["volumes"]] == [vm["volume"]]
     cps = [c for c in w.wait_settled(g["id"]) if c["state"] == "complete"]
     assert cps, w.checkpoints(g["id"])
-    set_west_cores(w, 1)
+    set_west_quotas(w, cores=1, ports=0)
 
     # Every problem at once, with where to fix it; exit status 1.
     r = cli(w, "west", "plan", "check", "east", "--json")
@@ -106,18 +109,19 @@ def test_plan_check_lists_every_problem_and_mappings_make_it_recoverable(world: 
         "no network 'pc-net' at west and no mapping for it: add protection.mappings.east.networks",
         "no volume type 'pc-gold' at west and no mapping for it",
         "compute quota cores: the plan needs 2, west's project has 1 free",
+        "network quota port: the plan needs 1, west's project has 0 free (limit 0,",
     ):
         assert want in text, text
     r = cli(w, "west", "plan", "check", "east")
     assert r.returncode == 1 and "PROBLEM [mapping]" in r.stdout, r.stdout
-    assert "the recovery plan of east has 4 problem(s)" in r.stderr, r.stderr
+    assert "the recovery plan of east has 5 problem(s)" in r.stderr, r.stderr
 
     # A recovery is refused with the same list, before anything changes at west.
     with pytest.raises(ApiError) as e:
         w.api("west", "POST", "/v1/recovery", {"datacenter": "east", "declare_down": "east"})
     assert e.value.status == 422, e.value.text
     msg = json.loads(e.value.text)["error"]["message"]
-    assert "refused before anything changed: 4 problems" in msg and "pc.east" in msg, msg
+    assert "refused before anything changed: 5 problems" in msg and "pc.east" in msg, msg
     assert w.api("west", "GET", "/v1/recovery/runs")["runs"] == []
     c = w.sim.connect("west")
     try:
@@ -179,14 +183,14 @@ def test_plan_check_lists_every_problem_and_mappings_make_it_recoverable(world: 
     r = cli(w, "west", "plan", "check", "east", "--json")
     assert r.returncode == 1, r.stderr
     kinds = sorted(p["kind"] for p in json.loads(r.stdout)["problems"])
-    assert kinds == ["capacity", "quota"], r.stdout
+    assert kinds == ["capacity", "quota", "quota"], r.stdout
     assert (
         "1 of 1 servers do not fit on 3 compute hosts of west: 1 x pc.huge (4096 VCPU" in r.stdout
     )
 
     # Then onto a flavor that fits, with room in the quota: the check passes, the recovery
     # uses west's flavor, network and volume type.
-    set_west_cores(w, 20)
+    set_west_quotas(w, cores=20, ports=-1)
     flavor["pc.east"] = "m1.small"
     w.ctls["west"].stop()
     w.start("west")

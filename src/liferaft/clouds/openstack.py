@@ -1257,7 +1257,9 @@ class OpenStackCloud:
                     raise (NeedsHuman if r.status_code in (401, 403) else GiveUp)(what)
                 for name, v in (r.json().get(key) or {}).items():
                     if isinstance(v, dict) and "limit" in v:
-                        out.append(Quota(service, name, int(v["limit"]), int(v.get("in_use") or 0)))
+                        # Nova and Cinder say in_use, Neutron says used.
+                        in_use = int(v.get("in_use", v.get("used")) or 0)
+                        out.append(Quota(service, name, int(v["limit"]), in_use))
             return out
 
         return await self._run("read quotas", call)

@@ -6,11 +6,15 @@ site's cloud.  Steps::
 
     capacity ─┬ restore:<g>:<v> ...  (import the backup record, make a tagged
               │                       volume, restore the backup into it)
-              ├ ports:<g>:<s> ...    (same fixed IPs and MACs, network mapped by name)
+              ├ keypairs, secgroups:<g>, servergroups:<g>  (:mod:`.groundwork`)
+              ├ ports:<g>:<s> ...    (same fixed IPs and MACs, network mapped by name;
+              │                       after secgroups:<g>, in the recreated groups)
               └ boot:<g>:<s> ...     (after its ports and volumes, and after every
                     │                 server of the lower tiers; attach data volumes)
                     └ verify:<g>:<s> (the Verifier port)  ─ report
 
+Flavors, images, volume types and networks are the ones the plan check
+resolved at submit time (``params["resolved"]``, :mod:`.plancheck`).
 Every cloud create is tagged with the run and step, so a replayed step
 finds what it made (no second volume, port or server).
 """

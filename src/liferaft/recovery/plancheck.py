@@ -270,7 +270,7 @@ class _Checker:
             self.problem(
                 "quota",
                 f"{service} quota {resource}",
-                f"the plan needs {n}, {self.site}'s project has {q.free:g} free "
+                f"the plan needs {n}, {self.site}'s project has {max(q.free, 0):g} free "
                 f"(limit {q.limit}, {q.in_use} in use)",
             )
 

@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 from ..http import ApiError, json_response
 from ..identity import Ctx
 from ..service import endpoint, public
-from . import api_core, api_l3, api_security, api_tags, errors
+from . import api_core, api_l3, api_quotas, api_security, api_tags, errors
 from . import validate as v
 from .facade import PREFIX, body, list_response, one
 
@@ -42,6 +42,12 @@ EXTENSIONS = [
         "router",
         "Neutron L3 Router",
         "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway.",
+    ),
+    ("quotas", "Quota management support", "Expose functions for quotas management per project"),
+    (
+        "quota_details",
+        "Quota details extension",
+        "Expose functions for quotas usage statistics per project",
     ),
     ("security-group", "security-group", "The security groups extension."),
     (
@@ -180,6 +186,7 @@ def routes(site: Site) -> list[BaseRoute]:
         *api_l3.routes(site),
         *api_security.routes(site),
         *api_tags.routes(site),
+        *api_quotas.routes(site),
         Route(
             f"{PREFIX}/{{rest:path}}",
             unknown,
