@@ -180,7 +180,10 @@ def _restore_group(
                 consistency=doc.get("consistency"),
                 volumes={
                     v["id"]: (
-                        {k: v["backup"][k] for k in ("backup_id", "incremental", "size_gb")}
+                        {  # as write_manifest records them (object_count sizes DR-Logic)
+                            k: v["backup"].get(k)
+                            for k in ("backup_id", "incremental", "size_gb", "object_count")
+                        }
                         if "backup" in v
                         else {  # an image copy: its chunks are listed in the manifest
                             "method": "image-copy",
