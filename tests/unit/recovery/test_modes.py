@@ -75,7 +75,8 @@ def test_test_mode_isolates_every_network_before_any_port() -> None:
     assert isolation.STEP in names
     for s in d.steps:
         if s.name.startswith("ports:"):
-            assert s.depends_on == (isolation.STEP,)
+            # (and after the group's recreated security groups, which they are put in)
+            assert s.depends_on == (isolation.STEP, f"secgroups:{s.name.split(':')[1]}")
     d = disaster.build(deps, params("disaster"))
     assert isolation.STEP not in [s.name for s in d.steps]
 
