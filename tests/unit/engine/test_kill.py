@@ -91,6 +91,8 @@ def kill_then_finish(ctl: Controller, mode: str, kills: list[str]) -> dict[str, 
 
 
 @pytest.mark.slow
+# One subprocess per hook: ~25 s of CPU, several minutes on a loaded 2-core box.
+@pytest.mark.timeout(600)
 def test_killed_at_every_hook_the_workflow_completes_exactly_once(tmp_path: Path) -> None:
     ctl = Controller(tmp_path)
     out = kill_then_finish(ctl, "forward", FORWARD_KILLS)
@@ -122,6 +124,7 @@ def test_killed_at_every_hook_the_workflow_completes_exactly_once(tmp_path: Path
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_killed_during_rollback_it_finishes_the_rollback(tmp_path: Path) -> None:
     ctl = Controller(tmp_path)
     assert kill_then_finish(ctl, "forward", [])["state"] == "done"
