@@ -34,6 +34,7 @@ KINDS: dict[str, str] = {
     "logics": "DR-Logic: decide when to checkpoint and how to share the WAN link",
     "quiescers": "quiesce and unquiesce workloads for consistent snapshots",
     "verifiers": "check that a recovered workload works",
+    "replication_monitors": "read a storage replica's lag and last applied write",
     "link_monitors": "measure the WAN links between sites",
     "link_shapers": "enforce the bandwidth split on a WAN link",
 }

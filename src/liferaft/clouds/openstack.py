@@ -710,6 +710,34 @@ class OpenStackCloud:
             f"create volume {name!r}", lambda c: _volume(c.block_storage.create_volume(**attrs))
         )
 
+    async def manage_volume(
+        self,
+        *,
+        name: str,
+        tag: Tag,
+        host: str,
+        reference: dict[str, str],
+        volume_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        bootable: bool = False,
+    ) -> Volume:
+        meta = {**(metadata or {}), **tag.metadata()}
+
+        def call(c: openstack.connection.Connection) -> Volume:
+            bs: Any = c.block_storage  # manage-existing is a Block Storage v3 call
+            return _volume(
+                bs.manage_volume(
+                    host=host,
+                    ref=dict(reference),
+                    name=name,
+                    volume_type=volume_type,
+                    metadata=meta,
+                    bootable=bootable,
+                )
+            )
+
+        return await self._run(f"manage volume {name!r} ({reference})", call)
+
     async def find_volume(self, name: str, tag: Tag) -> Volume | None:
         def call(c: openstack.connection.Connection) -> Volume | None:
             for v in c.block_storage.volumes(details=True, all_projects=True, name=name):

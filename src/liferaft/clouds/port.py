@@ -144,6 +144,20 @@ class Cloud(Protocol):
         metadata: dict[str, str] | None = None,
     ) -> Volume: ...
 
+    async def manage_volume(
+        self,
+        *,
+        name: str,
+        tag: Tag,
+        host: str,
+        reference: dict[str, str],
+        volume_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        bootable: bool = False,
+    ) -> Volume:
+        """Adopt a volume that exists on the backend ``host`` (Cinder's manage-existing, admin)."""
+        ...
+
     async def find_volume(self, name: str, tag: Tag) -> Volume | None: ...
     async def get_volume(self, volume_id: str) -> Volume: ...
     async def list_volumes(self, *, all_projects: bool = True) -> list[Volume]: ...

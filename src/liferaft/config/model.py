@@ -603,6 +603,19 @@ class ProtectionSettings(Section):
             "project, flavor, image, volume type and network names or ids there -> here."
         ),
     )
+    replication_monitor: str = Field(
+        default="none",
+        min_length=1,
+        description=(
+            "ReplicationMonitor driver (entry point in `liferaft.replication_monitors`) that "
+            "reads storage replicas' lag and last applied write: `none` (storage-replication "
+            "policies are refused) or `simulator`."
+        ),
+    )
+    replication_monitor_url: str | None = Field(
+        default=None,
+        description="For the `simulator` replication monitor: the simulator's control API URL.",
+    )
 
 
 class Settings(Section):

@@ -43,6 +43,7 @@ from .catalog import Catalog
 from .inventory import KEYS as ACCESS_KEYS
 from .inventory import describe_access
 from .quiescers import Quiescer
+from .replication_monitors import ReplicationMonitor
 
 KIND = "checkpoint"
 T = TypeVar("T")
@@ -59,6 +60,8 @@ class ProtectionDeps:
     container: str
     quiescer: Quiescer | None
     clock: Clock
+    #: Reads storage replicas (the storage-replication method); None: not configured.
+    replication: ReplicationMonitor | None = None
     #: Simulated seconds between two looks at a resource that is being made.
     poll: float = 1.0
     #: How long one resource may take to become available.
@@ -434,6 +437,10 @@ async def cleanup(deps: ProtectionDeps, ctx: StepContext) -> list[str]:
 def build(deps: ProtectionDeps, params: dict[str, Any]) -> WorkflowDef:
     from .retention import retention_step
 
+    if params.get("method") == "storage-replication":
+        from . import replicated
+
+        return replicated.build(deps, params)
     site = params["site"]
     n = len(params["volumes"])
 

@@ -13,7 +13,7 @@ from typing import Any
 from liferaft.errors import GiveUp
 
 CONSISTENCY = ("ordered-quiesce", "crash-consistent")
-METHODS = ("snapshot-backup", "image-copy")
+METHODS = ("snapshot-backup", "image-copy", "storage-replication")
 DEFAULT_POLICY = "default"
 #: ORBIT's default group: a server or volume protected alone lands in a group of its own.
 KINDS = ("server", "volume")

@@ -71,7 +71,7 @@ async def retention_step(deps: Any, ctx: StepContext) -> list[str]:
         pruned.append(cp.id)
     for cp in to_prune(cps, policy, deps.clock.now()):
         for vol in cp.volumes.values():
-            if "backup_id" not in vol:  # an image copy: its chunks are collected below
+            if "backup_id" not in vol:  # image copy (chunks collected below), storage replication
                 continue
             await site.delete_backup(vol["backup_id"])
             await _gone(deps, site, vol["backup_id"])

@@ -25,6 +25,7 @@ from liferaft.store import Store
 from . import image_copy
 from .checkpoint import KIND, ProtectionDeps
 from .model import DEFAULT_POLICY, Checkpoint, Conflict, Group, Member, Unknown
+from .replicated import check_replicated
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,15 @@ class ProtectionService:
             now=self.clock.now(),
         )
 
+    async def _check_method(self, policy: str, recovery_site: str, m: Member) -> None:
+        """A volume protected by storage replication must be replicated to the recovery site."""
+        if m.kind == "volume" and self.catalog.get_policy(policy).method == "storage-replication":
+            await check_replicated(self.deps, m.site, m.cloud_id, recovery_site)
+
     async def add(self, group: str, kind: str, ref: str, *, tier: int = 0, rank: int = 0) -> Group:
         g = self.catalog.get_group(group)
         m = await self._member(kind, ref, tier=tier, rank=rank)
+        await self._check_method(g.policy, g.recovery_site, m)
         return self.catalog.add_member(g, m, now=self.clock.now())
 
     async def protect(
@@ -84,6 +91,7 @@ class ProtectionService:
         self.catalog.get_policy(policy)
         extra = await self._attached_volumes(m.cloud_id) if kind == "server" and volumes else []
         for x in (m, *extra):
+            await self._check_method(policy, self.recovery_site, x)
             owner = self.catalog.find_member(self.site, x.kind, x.cloud_id)
             if owner is not None:
                 g0 = self.catalog.find_group(owner.group_id)
@@ -132,6 +140,7 @@ class ProtectionService:
         ]
         if parent is not None and (
             policy.method == image_copy.METHOD  # each image copy is whole (no chain)
+            or policy.method == "storage-replication"  # nothing is incremental on anything
             or sorted(parent.volumes) != vols
             or chain_len >= policy.chain_length
             or any(c.state != "complete" for c in since)

@@ -33,8 +33,9 @@ from liferaft.engine.executor import StepContext
 from liferaft.engine.workflow import RetryPolicy, StepDef, WorkflowDef
 from liferaft.errors import GiveUp, RetryLater
 from liferaft.protection.checkpoint import wait_until
+from liferaft.protection.replication_monitors import ReplicationMonitor
 
-from . import image_restore, isolation
+from . import image_restore, isolation, replica
 from .groundwork import boot_access, groundwork_steps, port_security_groups
 from .plancheck import resolved
 from .turns import Turnstile
@@ -55,6 +56,8 @@ class RecoveryDeps:
     poll: float = 1.0
     timeout: float = 3600.0
     verify_timeout: float = 600.0
+    #: Reads storage replicas (volumes protected by storage replication).
+    replication: ReplicationMonitor | None = None
     #: Shared status polling (one listing per poll for all the run's waiters).
     watch: StatusWatch | None = None
 
@@ -119,6 +122,8 @@ async def _restore(
     vol = ctx.params["groups"][gi]["manifest"]["volumes"][vi]
     if "image" in vol:  # the image-copy method: assembled from chunks
         return await image_restore.restore_from_chunks(deps, ctx, vol, key=f"{_gk(gi)}v{vi}")
+    if "replica" in vol:  # storage replication: manage the replica, copy nothing
+        return await replica.manage_replica(deps, ctx, vol)
     cloud = deps.cloud
     b = vol["backup"]
     rec = b["record"]
@@ -319,8 +324,9 @@ async def report(deps: RecoveryDeps, ctx: StepContext) -> dict[str, Any]:
                 "group": g["manifest"]["group"]["name"],
                 "checkpoint_id": g["manifest"]["checkpoint_id"],
                 "captured_at": g["manifest"]["captured_at"],
+                **_replica_point(ctx, gi),
             }
-            for g in p["groups"]
+            for gi, g in enumerate(p["groups"])
         ],
     }
 
@@ -348,6 +354,14 @@ def restore_order(params: dict[str, Any]) -> list[tuple[int, int, str]]:
         for vi, v in enumerate(g["manifest"]["volumes"])
     ]
     return [(gi, vi, f"restore:{_gk(gi)}:v{vi}") for _t, _sz, gi, vi in sorted(todo)]
+
+
+def _replica_point(ctx: StepContext, gi: int) -> dict[str, Any]:
+    """A storage-replicated group's recovery point: its replicas' last applied write."""
+    point = replica.group_point(
+        [r for k, r in ctx.results.items() if k.startswith(f"restore:{_gk(gi)}:")]
+    )
+    return {} if point is None else {"recovery_point": point}
 
 
 def build(deps: RecoveryDeps, params: dict[str, Any]) -> WorkflowDef:

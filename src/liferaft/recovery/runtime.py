@@ -88,6 +88,12 @@ class DrRuntime:
             port=ps.verify_port,
             required_capabilities=("verify",),
         )
+        replication = plugins.create(
+            "replication_monitors",
+            ps.replication_monitor,
+            url=ps.replication_monitor_url,
+            required_capabilities=("replication-status",),
+        )
         self.catalog = Catalog(store)
         site = settings.site.name
         self.deps = ProtectionDeps(
@@ -99,6 +105,7 @@ class DrRuntime:
             quiescer=quiescer,
             clock=clock,
             copy_rate=ps.image_copy_rate,
+            replication=replication,
         )
         self.protection = ProtectionService(self.deps, store, recovery_site=recovery_site)
         self.recovery = RecoveryService(
@@ -117,6 +124,7 @@ class DrRuntime:
             verifier=verifier,
             clock=clock,
             verify_timeout=ps.verify_timeout,
+            replication=replication,
         )
         self.executor.register(checkpoint.KIND, lambda p: checkpoint.build(self.deps, p))
         self.executor.register(cleanup.KIND, lambda p: cleanup.build(self.deps, p))

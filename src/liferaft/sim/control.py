@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from . import canary_api, faults, heartbeat, links_api, volume_control
+from . import canary_api, faults, heartbeat, links_api, replication_api, volume_control
 from .bmc import control as bmc_control
 from .http import ApiError, error_response, json_response, read_json
 
@@ -107,6 +107,7 @@ def control_app(server: SimServer) -> Starlette:
     ]
     routes += links_api.routes(server)
     routes += volume_control.routes(server)
+    routes += replication_api.routes(server)
     routes += canary_api.routes(server)
     routes += bmc_control.routes(server)
     routes += heartbeat.routes(server)

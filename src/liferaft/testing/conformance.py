@@ -61,6 +61,11 @@ SPECS: dict[str, KindSpec] = {
     ),
     "quiescers": KindSpec("quiescers", "liferaft.protection.quiescers:Quiescer"),
     "verifiers": KindSpec("verifiers", "liferaft.recovery.verifiers:Verifier"),
+    "replication_monitors": KindSpec(
+        "replication_monitors",
+        "liferaft.protection.replication_monitors:ReplicationMonitor",
+        frozenset({"replication-status"}),
+    ),
     "link_monitors": KindSpec("link_monitors", None),
     "link_shapers": KindSpec("link_shapers", None),
 }

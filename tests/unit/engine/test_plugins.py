@@ -68,6 +68,7 @@ def test_every_kind_has_its_group() -> None:
         "notifiers",
         "logics",
         "quiescers",
+        "replication_monitors",
         "verifiers",
         "link_monitors",
         "link_shapers",

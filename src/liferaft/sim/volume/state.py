@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..disks import Disk
 from ..http import ApiError, bad_request
 from ..identity import stable_id
+from . import replication
 from .models import (
     DELETABLE,
     Attachment,
@@ -83,6 +84,7 @@ class VolumeState:
             raise ApiError(409, f"Volume Type {name} already exists.")
         vt = VolumeType(stable_id("volume_type", name), name, description)
         vt.extra_specs = dict(extra_specs or {})
+        replication.check_type(self.site, vt)
         self.types[vt.id] = vt
         return vt
 
@@ -154,6 +156,7 @@ class VolumeState:
         With ``ready=False`` the caller (a restore, a manage) makes it available.
         """
         vtype = self.find_type(volume_type)
+        replication.check_type(self.site, vtype)
         source_disk: Disk | None = None
         src_size = 0
         if snapshot_id is not None:
@@ -243,6 +246,7 @@ class VolumeState:
         if source_disk is not None and snapshot_id is not None:
             vol.lineage = self.snapshots[snapshot_id].lineage
         self.volumes[vid] = vol
+        replication.replicator(self.site.world).start(self.site, vol)
         if ready:
             self.later(self.site.latency.volume_create, lambda: self._created(vol))
         return vol
