@@ -195,7 +195,10 @@ def policy_set(
         str, typer.Option(help="ordered-quiesce or crash-consistent.")
     ] = "ordered-quiesce",
     method: Annotated[
-        str, typer.Option(help="snapshot-backup or image-copy (see docs/protection.md).")
+        str,
+        typer.Option(
+            help="snapshot-backup, image-copy or storage-replication (see docs/protection.md)."
+        ),
     ] = "snapshot-backup",
     url: UrlOpt = None,
     token: TokenOpt = None,
