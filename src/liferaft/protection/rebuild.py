@@ -110,6 +110,21 @@ def _policy(catalog: Catalog, doc: dict[str, Any], out: Rebuilt) -> str:
     return str(name)
 
 
+def _volume_record(v: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's record of one volume, from its manifest entry (as the workflow wrote it)."""
+    if "replica" in v:  # storage replication: the replica's reference, no backup
+        return {"replica": v["replica"]["reference"]}
+    if "image" in v:  # an image copy: its chunks are listed in the manifest
+        return {
+            "method": "image-copy",
+            "size": v["image"]["size"],
+            "chunks": len(v["image"]["chunks"]),
+        }
+    # As the checkpoint workflow records it (object_count: what DR-Logic sizes from).
+    b = v["backup"]
+    return {k: b.get(k) for k in ("backup_id", "incremental", "size_gb", "object_count")}
+
+
 def _restore_group(
     catalog: Catalog,
     source: str,
@@ -178,21 +193,7 @@ def _restore_group(
                 completed_at=doc.get("written_at"),
                 parent_id=doc.get("parent_id"),
                 consistency=doc.get("consistency"),
-                volumes={
-                    v["id"]: (
-                        {  # as write_manifest records them (object_count sizes DR-Logic)
-                            k: v["backup"].get(k)
-                            for k in ("backup_id", "incremental", "size_gb", "object_count")
-                        }
-                        if "backup" in v
-                        else {  # an image copy: its chunks are listed in the manifest
-                            "method": "image-copy",
-                            "size": v["image"]["size"],
-                            "chunks": len(v["image"]["chunks"]),
-                        }
-                    )
-                    for v in doc["volumes"]
-                },
+                volumes={v["id"]: _volume_record(v) for v in doc["volumes"]},
                 manifest={"site": source, "container": container, "object": name},
             )
         )

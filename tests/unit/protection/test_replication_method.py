@@ -71,3 +71,16 @@ def test_group_point_is_the_oldest_replica_point() -> None:
     assert group_point([{"restored": True}]) is None  # snapshot-backup volumes only
     assert group_point([r(10.0), r(8.0)]) == {"kind": POINT_KIND, "at": 8.0, "write": {"time": 8.0}}
     assert group_point([r(10.0), r(None)])["at"] is None  # type: ignore[index]
+
+
+def test_catalog_rebuild_reads_a_replica_manifest_entry() -> None:
+    from liferaft.protection.rebuild import _volume_record
+
+    ref = {"source-name": "replica-v1"}
+    assert _volume_record({"id": "v1", "replica": {"reference": ref}}) == {"replica": ref}
+    backup = {"backup_id": "b", "incremental": False, "size_gb": 1, "record": {}}
+    assert _volume_record({"id": "v1", "backup": backup}) == {
+        "backup_id": "b",
+        "incremental": False,
+        "size_gb": 1,
+    }
