@@ -37,7 +37,7 @@ SIM_ANSWER: dict[str, Any] = {
 def test_policy_method_is_validated() -> None:
     p = Policy("p", 60, 60, 3, 1e6, method="storage-replication")
     assert check_policy(p) is p
-    with pytest.raises(Invalid, match="method must be one of snapshot-backup, storage-replication"):
+    with pytest.raises(Invalid, match=r"method must be one of .*storage-replication"):
         check_policy(replace(p, method="replication"))
 
 
@@ -78,9 +78,10 @@ def test_catalog_rebuild_reads_a_replica_manifest_entry() -> None:
 
     ref = {"source-name": "replica-v1"}
     assert _volume_record({"id": "v1", "replica": {"reference": ref}}) == {"replica": ref}
-    backup = {"backup_id": "b", "incremental": False, "size_gb": 1, "record": {}}
+    backup = {"backup_id": "b", "incremental": False, "size_gb": 1, "object_count": 2, "record": {}}
     assert _volume_record({"id": "v1", "backup": backup}) == {
         "backup_id": "b",
         "incremental": False,
         "size_gb": 1,
+        "object_count": 2,
     }
