@@ -21,6 +21,7 @@ import pytest
 from tests.support.drcontroller import DrWorld, build_vm, until
 
 from .test_recovery import RATE, addresses, lose_east, protect
+from .test_recovery_access import PUBLIC_KEY
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -54,8 +55,43 @@ def writes(w: DrWorld, instance: str, writer: str | None = None) -> list[dict[st
     ]
 
 
+def build_app_with_access(w: DrWorld, name: str) -> dict[str, Any]:
+    """A server at east booted with key pair ``ops``, its port in security group ``<name>-sg``
+    (with a rule), in anti-affinity server group ``<name>-anti``: the run recreates all three."""
+    c = w.sim.connect("east")
+    try:
+        c.compute.create_keypair(name="ops", public_key=PUBLIC_KEY)
+        sg = c.network.create_security_group(name=f"{name}-sg", description=name)
+        c.network.create_security_group_rule(
+            security_group_id=sg.id,
+            direction="ingress",
+            ether_type="IPv4",
+            protocol="tcp",
+            port_range_min=22,
+            port_range_max=22,
+        )
+        group = c.compute.create_server_group(name=f"{name}-anti", policy="anti-affinity")
+        image = c.image.find_image("cirros", ignore_missing=False)
+        flavor = c.compute.find_flavor("m1.tiny", ignore_missing=False)
+        net = c.network.find_network("private", ignore_missing=False)
+        port = c.network.create_port(network_id=net.id, security_group_ids=[sg.id])
+        s = c.compute.create_server(
+            name=name,
+            image_id=image.id,
+            flavor_id=flavor.id,
+            networks=[{"port": port.id}],
+            key_name="ops",
+            scheduler_hints={"group": group.id},
+        )
+        until(f"{name} ACTIVE", lambda: c.compute.get_server(s.id).status == "ACTIVE")
+    finally:
+        c.close()
+    return {"id": str(s.id), "name": name, "volumes": [], "canary": None}
+
+
 def run_resources(w: DrWorld, site: str, run_id: str) -> Counter[str]:
-    """What the cloud still holds that carries the run's tag (metadata or Neutron tags)."""
+    """What the cloud still holds that carries the run's tag (metadata or Neutron tags), and
+    the key pair and server group the run recreated for ``app`` (Nova gives them no tags)."""
     tag = f"liferaft_run={run_id}"
     c = w.sim.connect(site)
     try:
@@ -71,6 +107,11 @@ def run_resources(w: DrWorld, site: str, run_id: str) -> Counter[str]:
         found["port"] = sum(1 for p in c.network.ports() if tag in (p.tags or []))
         found["network"] = sum(1 for n in c.network.networks() if tag in (n.tags or []))
         found["subnet"] = sum(1 for s in c.network.subnets() if tag in (s.tags or []))
+        found["security_group"] = sum(
+            1 for g in c.network.security_groups() if tag in (g.tags or [])
+        )
+        found["server_group"] = sum(1 for g in c.compute.server_groups() if g.name == "app-anti")
+        found["keypair"] = int(c.compute.find_keypair("ops", ignore_missing=True) is not None)
         return found
     finally:
         c.close()
@@ -108,7 +149,7 @@ def run_state(w: DrWorld, run_id: str) -> str | None:
 def test_test_mode_isolated_production_untouched_then_cleaned_up(world: DrWorld) -> None:
     w = world
     db = build_vm(w, "db", volumes=2, canary="database", rate=RATE)
-    app = build_vm(w, "app", volumes=0, canary=None)
+    app = build_app_with_access(w, "app")
     g = protect(w, db, [app])
     w.wait_settled(g["id"])
     w.checkpoint(g["id"])  # the newest manifest has every member
@@ -161,7 +202,7 @@ def test_test_mode_isolated_production_untouched_then_cleaned_up(world: DrWorld)
     finally:
         c.close()
     assert run_resources(w, "west", run_id) == Counter(
-        server=2, volume=2, port=2, network=1, subnet=1
+        server=2, volume=2, port=2, network=1, subnet=1, security_group=1, server_group=1, keypair=1
     )
 
     # Production untouched: east's servers still ACTIVE, its database still writing after
@@ -193,8 +234,10 @@ def test_test_mode_isolated_production_untouched_then_cleaned_up(world: DrWorld)
             in ("done", "failed")
         ),
     )
+    cleaned = w.api("west", "GET", f"/v1/recovery/runs/{run_id}")["cleanup"]
+    assert cleaned["state"] == "done", cleaned
     assert run_resources(w, "west", run_id) == Counter(
-        server=0, volume=0, port=0, network=0, subnet=0
+        server=0, volume=0, port=0, network=0, subnet=0, security_group=0, server_group=0, keypair=0
     )
     r = cli(w, "recovery-cleanup", run_id, "--json")
     assert r.returncode == 0, r.stderr

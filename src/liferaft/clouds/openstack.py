@@ -1190,6 +1190,12 @@ class OpenStackCloud:
 
         return await self._run(f"create key pair {name!r}", call)
 
+    async def delete_keypair(self, name: str) -> None:
+        await self._run(
+            f"delete key pair {name!r}",
+            lambda c: c.compute.delete_keypair(name, ignore_missing=True),
+        )
+
     async def get_security_group(self, group_id: str) -> SecurityGroup:
         return await self._run(
             f"get security group {group_id}",
@@ -1240,6 +1246,18 @@ class OpenStackCloud:
         return await self._run(
             f"create server group {name!r}",
             lambda c: _server_group(c.compute.create_server_group(name=name, policy=policy)),
+        )
+
+    async def delete_security_group(self, group_id: str) -> None:
+        await self._run(
+            f"delete security group {group_id}",
+            lambda c: c.network.delete_security_group(group_id, ignore_missing=True),
+        )
+
+    async def delete_server_group(self, group_id: str) -> None:
+        await self._run(
+            f"delete server group {group_id}",
+            lambda c: c.compute.delete_server_group(group_id, ignore_missing=True),
         )
 
     # -- what a recovery plan is checked against ---------------------------------

@@ -141,6 +141,22 @@ class StepContext:
         ex.hooks.point("after_ledger", self.step)
         return res
 
+    def record_intent(self, *, kind: str, name: str, site: str | None = None) -> None:
+        """Note in the ledger, before a create of a resource with no tag, that this step is
+        about to make ``name`` (kind ``intent:<kind>``): a replay that then finds it knows it
+        is the run's own, not one that existed before."""
+        ex = self._ex
+        ex.store.record_resource(
+            ex.fence(),
+            run_id=self.workflow_id,
+            step_id=self.step,
+            kind=f"intent:{kind}",
+            key=name,
+            cloud_id=name,
+            site=site if site is not None else self.site,
+            now=ex.clock.now(),
+        )
+
     def resources(self) -> list[Resource]:
         """What this step recorded in the resource ledger (for an undo)."""
         return self._ex.store.list_resources(run_id=self.workflow_id, step_id=self.step)

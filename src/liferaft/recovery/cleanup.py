@@ -6,12 +6,19 @@ replay), not guessed from names.  Steps, each a set of idempotent deletes
 (a resource already gone is success), so a cleanup killed at any instant
 resumes where it was, and a second cleanup of the same run does nothing::
 
-    servers ─┬ ports ── subnets ── networks ── done
+    servers ─┬ ports ─┬ subnets ── networks
+             │        └ security_groups
              ├ volumes
-             └ images
+             ├ images
+             ├ server_groups
+             └ keypairs
 
-Servers go first (their ports and volumes are in use until then), and each
-delete is waited on until the resource is gone.  The backups the run
+Servers go first (their ports, volumes, server groups and key pairs are in
+use until then), ports before the security groups they are in (Neutron
+refuses to delete a group a port uses), and each delete is waited on until
+the resource is gone.  Security groups, server groups and key pairs are the
+ones the ``groundwork`` steps recorded as made by the run; the ones it
+adopted (recorded as ``adopted:<kind>``: they existed before) are kept.  The backups the run
 imported are left alone: deleting an imported backup would delete its data
 in the object store, which is the protection's own copy.
 """
@@ -38,6 +45,9 @@ STEPS: dict[str, tuple[str, ...]] = {
     "images": ("image",),
     "subnets": ("subnet",),
     "networks": ("network",),
+    "security_groups": ("security_group",),
+    "server_groups": ("server_group",),
+    "keypairs": ("keypair",),
 }
 DEPENDS: dict[str, tuple[str, ...]] = {
     "servers": (),
@@ -46,6 +56,9 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "images": ("servers",),
     "subnets": ("ports",),
     "networks": ("subnets",),
+    "security_groups": ("ports",),
+    "server_groups": ("servers",),
+    "keypairs": ("servers",),
 }
 
 
@@ -72,6 +85,10 @@ def _ops(
         "image": (cloud.delete_image, cloud.get_image),
         "subnet": (cloud.delete_subnet, _no_get),
         "network": (cloud.delete_network, _no_get),
+        "security_group": (cloud.delete_security_group, cloud.get_security_group),
+        # Nova deletes these at once (no status to wait on); a key pair's id is its name.
+        "server_group": (cloud.delete_server_group, _no_get),
+        "keypair": (cloud.delete_keypair, _no_get),
     }[kind]
 
 

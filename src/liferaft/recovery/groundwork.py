@@ -17,6 +17,17 @@ step adopts what an earlier attempt made instead of making a second one:
 * ``servergroups:<g>``: each server group, with the manifest's name and
   policy (a group with that name and policy is adopted).
 
+Key pairs and server groups carry no tag, so one found may be the site's own
+(it existed before the run) or one an earlier attempt of the step made.  The
+ledger tells them apart for the test-mode cleanup, which deletes only what
+the run made: what the step created is recorded as ``keypair`` /
+``server_group``; what it found before creating (and had not recorded as its
+own in an earlier attempt) as ``adopted:keypair`` / ``adopted:server_group``,
+which cleanup leaves alone.  Before a create the step records an
+``intent:<kind>`` entry, so a replay after a kill between the cloud's create
+and the ledger takes the one it finds for its own.  Recreated security groups carry the run's tag
+(or its marker), so every one recorded was made by the run.
+
 The results map source ids to recovery-site ids; the ``ports`` and ``boot``
 steps read them.
 """
@@ -50,6 +61,24 @@ def _name(k: KeyPair) -> str:
     return k.name
 
 
+ADOPTED = "adopted:"
+
+
+async def _kind(
+    ctx: StepContext, kind: str, name: str, find: Callable[[IdempotencyTag], Any], site: str
+) -> str:
+    """``kind`` when the step made (or will make) ``name``; ``adopted:<kind>`` when it existed."""
+    recorded = {r.kind for r in ctx.resources() if r.key == name}
+    if recorded & {kind, f"intent:{kind}"}:
+        return kind  # an earlier attempt of this step made it, or was about to
+    if ADOPTED + kind in recorded or await find(ctx.tag(name)) is not None:
+        return ADOPTED + kind
+    # Durably before the create: a replay after a kill between the cloud's create and the
+    # ledger then knows the one it finds is the run's own.
+    ctx.record_intent(kind=kind, name=name, site=site)
+    return kind
+
+
 async def keypairs(cloud: Cloud, ctx: StepContext) -> dict[str, str]:
     """Every key pair of every group's manifest; name -> name here."""
     out: dict[str, str] = {}
@@ -81,7 +110,12 @@ async def keypairs(cloud: Cloud, ctx: StepContext) -> dict[str, str]:
             )
 
         made: KeyPair = await ctx.ensure_created(
-            kind="keypair", name=name, find=find, create=create, cloud_id=_name, site=cloud.site
+            kind=await _kind(ctx, "keypair", name, find, cloud.site),
+            name=name,
+            find=find,
+            create=create,
+            cloud_id=_name,
+            site=cloud.site,
         )
         out[name] = made.name
     return out
@@ -180,7 +214,7 @@ async def servergroups(cloud: Cloud, ctx: StepContext, gi: int) -> dict[str, str
             return await cloud.create_server_group(name=t.name, policy=policy)
 
         made: ServerGroup = await ctx.ensure_created(
-            kind="server_group",
+            kind=await _kind(ctx, "server_group", sg["name"], find, cloud.site),
             name=sg["name"],
             find=find,
             create=create,

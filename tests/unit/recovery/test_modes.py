@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from liferaft.recovery import cleanup, disaster, isolation, planned, quarantine
+from liferaft.recovery import cleanup, disaster, groundwork, isolation, planned, quarantine
 from liferaft.recovery.modes import MODES, child_workflows
 
 
@@ -102,7 +103,55 @@ def test_cleanup_deletes_servers_first_and_networks_last() -> None:
     assert cleanup.workflow_id("r") == "r-cleanup"
 
 
+def test_cleanup_deletes_groups_and_key_pairs_after_what_uses_them() -> None:
+    deps: Any = SimpleNamespace(cloud=SimpleNamespace(site="west"))
+    dep = {s.name: s.depends_on for s in cleanup.build(deps, {"run_id": "r"}).steps}
+    # Neutron refuses to delete a security group a port is in; servers hold their group.
+    assert dep["security_groups"] == ("ports",)
+    assert dep["server_groups"] == ("servers",) and dep["keypairs"] == ("servers",)
+    # Only what the run created: adopted ones (recorded as "adopted:<kind>") are not deleted.
+    kinds = {k for ks in cleanup.STEPS.values() for k in ks}
+    assert {"security_group", "server_group", "keypair"} <= kinds
+    assert not any(k.startswith("adopted:") for k in kinds)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_child_workflows(mode: str) -> None:
     r = run("x", mode, "east", 1)
     assert child_workflows(r) == (["x-recover"] if mode in ("planned", "failback") else [])
+
+
+def test_groundwork_records_what_existed_as_adopted_and_its_own_make_as_made() -> None:
+    class Ctx:
+        def __init__(self, recorded: list[tuple[str, str]]) -> None:
+            self.recorded = recorded
+
+        def resources(self) -> list[Any]:
+            return [SimpleNamespace(kind=k, key=n) for k, n in self.recorded]
+
+        def tag(self, name: str) -> Any:
+            return SimpleNamespace(name=name)
+
+        def record_intent(self, *, kind: str, name: str, site: str) -> None:
+            self.recorded.append((f"intent:{kind}", name))
+
+    async def found(_t: Any) -> object:
+        return object()
+
+    async def missing(_t: Any) -> None:
+        return None
+
+    kind: Any = groundwork._kind
+    # Nothing there yet: the step notes its intent, makes it, cleanup deletes it.
+    fresh = Ctx([])
+    assert asyncio.run(kind(fresh, "server_group", "g", missing, "west")) == "server_group"
+    assert fresh.recorded == [("intent:server_group", "g")]
+    # Killed after the create, before the ledger: the replay finds it, and it is the run's.
+    assert asyncio.run(kind(fresh, "server_group", "g", found, "west")) == "server_group"
+    # There before the run: adopted, kept by cleanup (no intent noted).
+    there = Ctx([])
+    assert asyncio.run(kind(there, "keypair", "ops", found, "west")) == "adopted:keypair"
+    assert there.recorded == []
+    # Made and recorded by an earlier attempt of the step, found on replay: still the run's.
+    made = Ctx([("keypair", "ops")])
+    assert asyncio.run(kind(made, "keypair", "ops", found, "west")) == "keypair"
