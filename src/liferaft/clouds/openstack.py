@@ -740,10 +740,8 @@ class OpenStackCloud:
 
     async def find_volume(self, name: str, tag: Tag) -> Volume | None:
         def call(c: openstack.connection.Connection) -> Volume | None:
-            for v in c.block_storage.volumes(details=True, all_projects=True, name=name):
-                if v.name == name and tag.matches(v.metadata):
-                    return _volume(v)
-            return None
+            v = _find_by_metadata(c.block_storage.volumes, name, tag)
+            return None if v is None else _volume(v)
 
         return await self._run(f"find volume {name!r}", call)
 
@@ -816,10 +814,8 @@ class OpenStackCloud:
 
     async def find_snapshot(self, name: str, tag: Tag) -> Snapshot | None:
         def call(c: openstack.connection.Connection) -> Snapshot | None:
-            for s in c.block_storage.snapshots(details=True, all_projects=True, name=name):
-                if s.name == name and tag.matches(s.metadata):
-                    return _snapshot(s)
-            return None
+            s = _find_by_metadata(c.block_storage.snapshots, name, tag)
+            return None if s is None else _snapshot(s)
 
         return await self._run(f"find snapshot {name!r}", call)
 
@@ -863,10 +859,8 @@ class OpenStackCloud:
 
     async def find_backup(self, name: str, tag: Tag) -> Backup | None:
         def call(c: openstack.connection.Connection) -> Backup | None:
-            for b in c.block_storage.backups(details=True, all_projects=True, name=name):
-                if b.name == name and tag.matches(getattr(b, "metadata", None)):
-                    return _backup(b)
-            return None
+            b = _find_by_metadata(c.block_storage.backups, name, tag)
+            return None if b is None else _backup(b)
 
         return await self._run(f"find backup {name!r}", call)
 
@@ -948,19 +942,15 @@ class OpenStackCloud:
             attrs["mac_address"] = mac_address
 
         def call(c: openstack.connection.Connection) -> Port:
-            p = c.network.create_port(**attrs)
-            # Tags are set after creation (Neutron's tag API, standard-attr-tag).
-            c.network.set_tags(p, tag.tags())
+            p = _create_then_tag(c, c.network.create_port, tag, **attrs)
             return _port(c.network.get_port(p.id))
 
         return await self._run(f"create port {name!r}", call)
 
     async def find_port(self, name: str, tag: Tag) -> Port | None:
         def call(c: openstack.connection.Connection) -> Port | None:
-            for p in c.network.ports(name=name, tags=tag.tags()):
-                if p.name == name and tag.matches_tags(p.tags):
-                    return _port(p)
-            return None
+            p = _find_by_tags(c.network.ports, name, tag)
+            return None if p is None else _port(p)
 
         return await self._run(f"find port {name!r}", call)
 
@@ -1008,18 +998,14 @@ class OpenStackCloud:
 
     async def create_network(self, *, name: str, tag: Tag) -> str:
         def call(c: openstack.connection.Connection) -> str:
-            n = c.network.create_network(name=name)
-            c.network.set_tags(n, tag.tags())  # Neutron tags after creation, like ports
-            return str(n.id)
+            return str(_create_then_tag(c, c.network.create_network, tag, name=name).id)
 
         return await self._run(f"create network {name!r}", call)
 
     async def find_network_tagged(self, name: str, tag: Tag) -> str | None:
         def call(c: openstack.connection.Connection) -> str | None:
-            for n in c.network.networks(name=name, tags=tag.tags()):
-                if n.name == name and tag.matches_tags(n.tags):
-                    return str(n.id)
-            return None
+            n = _find_by_tags(c.network.networks, name, tag)
+            return None if n is None else str(n.id)
 
         return await self._run(f"find network {name!r}", call)
 
@@ -1057,18 +1043,15 @@ class OpenStackCloud:
             attrs["gateway_ip"] = gateway_ip
 
         def call(c: openstack.connection.Connection) -> Subnet:
-            s = c.network.create_subnet(**attrs)
-            c.network.set_tags(s, tag.tags())
+            s = _create_then_tag(c, c.network.create_subnet, tag, **attrs)
             return _subnet(c.network.get_subnet(s.id))
 
         return await self._run(f"create subnet {name!r}", call)
 
     async def find_subnet(self, name: str, tag: Tag) -> Subnet | None:
         def call(c: openstack.connection.Connection) -> Subnet | None:
-            for s in c.network.subnets(name=name, tags=tag.tags()):
-                if s.name == name and tag.matches_tags(s.tags):
-                    return _subnet(s)
-            return None
+            s = _find_by_tags(c.network.subnets, name, tag)
+            return None if s is None else _subnet(s)
 
         return await self._run(f"find subnet {name!r}", call)
 
@@ -1213,9 +1196,9 @@ class OpenStackCloud:
         self, *, name: str, tag: Tag, description: str = ""
     ) -> SecurityGroup:
         def call(c: openstack.connection.Connection) -> SecurityGroup:
-            g = c.network.create_security_group(name=name, description=description)
-            # Tags are set after creation (Neutron's tag API), as for ports.
-            c.network.set_tags(g, tag.tags())
+            g = _create_then_tag(
+                c, c.network.create_security_group, tag, name=name, description=description
+            )
             return _security_group(c.network.get_security_group(g.id))
 
         return await self._run(f"create security group {name!r}", call)
@@ -1494,6 +1477,44 @@ def _server_group(g: Any) -> ServerGroup:
     return ServerGroup(
         id=str(g.id), name=g.name or "", policy=str(policy), members=tuple(g.member_ids or ())
     )
+
+
+def _create_then_tag(
+    c: openstack.connection.Connection, create: Callable[..., Any], tag: Tag, **attrs: Any
+) -> Any:
+    """Create a Neutron resource with ``create(**attrs)``, then tag it with ``tag``.
+
+    Neutron takes no tags on create: they are set afterwards through its tag
+    API (extension ``standard-attr-tag``).  A crash between the two calls
+    leaves an untagged resource, which the caller's ``find_*`` does not see.
+    """
+    r = create(**attrs)
+    c.network.set_tags(r, tag.tags())
+    return r
+
+
+def _find_by_tags(listing: Callable[..., Iterable[Any]], name: str, tag: Tag) -> Any | None:
+    """The first Neutron resource named exactly ``name`` that carries ``tag``'s tags.
+
+    The query filters by name and tags; both are checked again here rather
+    than trusting the server's filtering.
+    """
+    for r in listing(name=name, tags=tag.tags()):
+        if r.name == name and tag.matches_tags(r.tags):
+            return r
+    return None
+
+
+def _find_by_metadata(listing: Callable[..., Iterable[Any]], name: str, tag: Tag) -> Any | None:
+    """The first Cinder resource (volume, snapshot, backup) named ``name`` tagged by ``tag``.
+
+    Cinder resources carry the tag as metadata (backups only since API 3.43,
+    hence the tolerant lookup).
+    """
+    for r in listing(details=True, all_projects=True, name=name):
+        if r.name == name and tag.matches(getattr(r, "metadata", None)):
+            return r
+    return None
 
 
 def _exact(name: str) -> str:
