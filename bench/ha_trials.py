@@ -56,7 +56,7 @@ TTL = 30.0
 
 def unfenced_evacuations(entries: list[dict[str, Any]]) -> int:
     """Evacuations from a host not read back as off since it last powered on."""
-    off_read: dict[str, bool] = {}
+    off_read: dict[str | None, bool] = {}
     bad = 0
     for e in entries:
         host = e.get("host")

@@ -183,7 +183,7 @@ def csv_groups(
 
 def initial_history(groups: list[SimGroup]) -> dict[str, tuple[CheckpointRecord, ...]]:
     """The checkpoint over the pre-roll hour, landed at time 0, for every group."""
-    out = {}
+    out: dict[str, tuple[CheckpointRecord, ...]] = {}
     for g in groups:
         size = g.trace.dirty(-PREROLL_S, 0.0)
         wrote = g.trace.written_between(-PREROLL_S, 0.0)

@@ -461,7 +461,7 @@ async def case(servers: int, work: Path) -> dict[str, Any]:
             return await executor.run(submitted["id"])
 
         wf = await drv.run(recover())
-        if prof is not None:
+        if prof is not None and PROFILE:
             prof.disable()
             prof.dump_stats(PROFILE)
         real_s = time.monotonic() - w0
@@ -492,8 +492,8 @@ async def case(servers: int, work: Path) -> dict[str, Any]:
         timeline: dict[str, float] = {}
         for st in store.get_steps(wf.id):
             kind, _, rest = st.name.partition(":")
-            key = f"{kind}:tier{tier_of[rest]}" if rest in tier_of else kind
-            timeline[key] = max(timeline.get(key, 0.0), round(st.updated_at - req, 2))
+            slot = f"{kind}:tier{tier_of[rest]}" if rest in tier_of else kind
+            timeline[slot] = max(timeline.get(slot, 0.0), round(st.updated_at - req, 2))
         return {
             "servers": servers,
             "servers_recovered": recovered,
