@@ -1,4 +1,4 @@
-"""The protection service: protect servers and volumes, group them, schedule checkpoints.
+"""The protection service: protect servers and volumes, group them, start checkpoints.
 
 Validation happens here, at the edge, against the protected site's cloud:
 an unknown server or volume is :class:`~.model.Unknown`, a resource
@@ -6,8 +6,7 @@ protected twice is :class:`~.model.Conflict`, a malformed policy is
 :class:`~.model.Invalid`.
 
 The DR-Logic loop (:mod:`liferaft.logic.loop`) decides when checkpoints start
-(:meth:`ProtectionService.start_checkpoint`); :meth:`ProtectionService.schedule`
-is the plain policy-interval schedule without it.
+and starts them with :meth:`ProtectionService.start_checkpoint`.
 """
 
 from __future__ import annotations
@@ -206,16 +205,3 @@ class ProtectionService:
     def in_flight(self, g: Group) -> bool:
         """Whether a checkpoint of the group is running (ended ones are settled first)."""
         return self._settle_pending(g)
-
-    def schedule(self, submit: Submit) -> list[Checkpoint]:
-        """Start a checkpoint of every group of this site that is due (one at a time per group)."""
-        started = []
-        now = self.clock.now()
-        for g in self.catalog.list_groups(site=self.site):
-            if not g.volumes or self._settle_pending(g):
-                continue
-            policy = self.catalog.get_policy(g.policy)
-            last = self.catalog.latest_checkpoint(g.id)
-            if last is None or now - last.requested_at >= policy.interval_seconds:
-                started.append(self.start_checkpoint(g, submit))
-        return started
