@@ -73,6 +73,7 @@ def render(s: dict[str, Any]) -> str:
         for f in d["flow_rates"]:
             lines.append(
                 f"  flow {f['flow_id']} ({f['carrier']}): {_mbps(f['rate_bps'])}: {f['reason']}"
+                + (f" -> {f['applied']}" if f.get("applied") else "")
             )
         for m in d["misses"]:
             lines.append(
@@ -82,6 +83,16 @@ def render(s: dict[str, Any]) -> str:
             lines.append(f"  shaper {d['shaper']} error: {d['shaper_error']}")
     else:
         lines.append("no decision yet")
+    for f in (s.get("image_copy") or {}).get("flows", []):
+        # What the copier applies: its pace as it read it before its latest chunk.
+        if f["read_at"] is None:
+            lines.append(f"image copy {f['flow_id']}: no chunk sent yet")
+            continue
+        pace = "no limit" if f["pace_bps"] is None else _mbps(f["pace_bps"])
+        lines.append(
+            f"image copy {f['flow_id']}: pacing at {pace} ({f['source']}: {f['detail']};"
+            f" read at {f['read_at']:.1f}), {f['sent_bytes']} bytes sent"
+        )
     for f in s.get("forced", [])[-5:]:
         lines.append(f"forced at {f['at']:.1f}: {f['group']}: {f['reason']}")
     return "\n".join(lines)

@@ -567,7 +567,9 @@ class ProtectionSettings(Section):
         gt=0,
         description=(
             "For the `image-copy` method: the most bytes per second the copier sends to the "
-            "recovery site's object store (a checkpoint's own `rate_limit` wins); unset: no limit."
+            "recovery site's object store while no DR-Logic decision is in force (before the "
+            "first one after a start; the DR-Logic's rates replace it); a checkpoint's own "
+            "`rate_limit` wins; unset: no limit."
         ),
     )
     quiescer: str = Field(

@@ -16,7 +16,10 @@
    starts the checkpoints it names while its ``max_concurrent_transfers``
    allows (the others wait for the next decision), and applies the
    replication ceiling (never above the link budget) and the backup flows'
-   guaranteed rates through the LinkShaper. A logic that raises is logged
+   guaranteed rates through the LinkShaper, and publishes the image-copy
+   flows' guaranteed rates with the ceiling's part left to them on the
+   copier's live :class:`~liferaft.protection.pacing.RateBoard` (the copier
+   re-reads it before every chunk). A logic that raises is logged
    with its error and that decision is taken by ``per-group-interval``;
    the configured logic is asked again at the next decision.
 3. Every ``drlogic_clean_up_interval``: submits a ``cleanup`` workflow
@@ -32,6 +35,7 @@ is in durable workflows, and the next decision comes within one interval.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -44,6 +48,7 @@ from liferaft.errors import LiferaftError, NotFound
 from liferaft.links.port import LinkMonitor, LinkSample, LinkShaper, ShapeOrder
 from liferaft.protection import cleanup
 from liferaft.protection.model import Checkpoint, Group, Policy
+from liferaft.protection.pacing import RateBoard
 from liferaft.protection.service import ProtectionService, Submit
 
 from .contract import (
@@ -103,6 +108,8 @@ class LogicLoop:
         self.monitor = monitor
         self.shaper = shaper
         self.logic = logic
+        #: The copier's live rates (same process: the controller runs the loop and the copies).
+        self.rates: RateBoard = protection.deps.rates
         self.fallback: DRLogic = fallback or PerGroupInterval()
         self._lock = threading.Lock()
         self._last_run: float | None = None
@@ -395,11 +402,15 @@ class LogicLoop:
                 entry["applied"] = f"started checkpoint {cp.id}"
             orders.append(entry)
         shaped, shape_error, ceiling = self._shape(decisions, state.link)
+        own = self._publish(decisions, state, ceiling, used)
         record = {
             "at": now,
             "by": used,
             "checkpoints": orders,
-            "flow_rates": [asdict(f) for f in decisions.flow_rates],
+            "flow_rates": [
+                {**asdict(f), "applied": self._applied_by(f.carrier)} for f in decisions.flow_rates
+            ],
+            "image_copy_ceiling_bps": own,
             "replication_ceiling_bps": decisions.replication_ceiling_bps,
             "replication_ceiling_reason": decisions.replication_ceiling_reason,
             "applied_ceiling_bps": ceiling,
@@ -433,6 +444,38 @@ class LogicLoop:
         except LiferaftError as err:
             log.warning("link shaper %s: %s", self.shaper.name, err)
             return [], f"{type(err).__name__}: {err}", ceiling
+
+    def _applied_by(self, carrier: Carrier) -> str:
+        if carrier == "image-copy":
+            return "published to the copier (read before every chunk)"
+        return f"sent to the link shaper {self.shaper.name}"
+
+    def _publish(
+        self, d: Decisions, state: State, ceiling: float | None, used: str
+    ) -> float | None:
+        """Publish the image-copy flows' rates to the copier; returns their part of the ceiling.
+
+        The ceiling covers every replication flow: the flows the backup service
+        carries are guaranteed theirs first (the shaper enforces them), and
+        Liferaft's own flows share what is left.
+        """
+        backup = sum(f.rate_bps for f in d.flow_rates if f.carrier == "volume-backup")
+        own = None if ceiling is None else max(0.0, ceiling - backup)
+        self.rates.publish(
+            at=state.now_s,
+            interval_s=self.settings.drlogic_interval,
+            by=used,
+            flows=[t.flow_id for t in state.transfers if t.carrier == "image-copy"],
+            # A rate that is not a number >= 0 (a logic's bug) guarantees nothing.
+            guarantees={
+                f.flow_id: f.rate_bps if math.isfinite(f.rate_bps) and f.rate_bps > 0 else 0.0
+                for f in d.flow_rates
+                if f.carrier == "image-copy"
+            },
+            ceiling_bps=own,
+            reason=d.replication_ceiling_reason or "the link budget",
+        )
+        return own
 
     def _clean_up(
         self, groups: list[Group], busy: dict[str, bool], now: float, submit: Submit
@@ -485,6 +528,8 @@ class LogicLoop:
             rec = dict(self._record)
             rec["forced"] = list(self._forced)
             rec["cleanups"] = list(self._cleanups)
+        # What the copier applies now (not only what was decided): its pace per flow.
+        rec["image_copy"] = self.rates.view()
         rec.update(
             now=now,
             drlogic_interval=self.settings.drlogic_interval,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 from liferaft.clouds.model import Backup, Snapshot
@@ -42,6 +42,7 @@ from . import manifest as mf
 from .catalog import Catalog
 from .inventory import KEYS as ACCESS_KEYS
 from .inventory import describe_access
+from .pacing import RateBoard
 from .quiescers import Quiescer
 from .replication_monitors import ReplicationMonitor
 
@@ -66,8 +67,10 @@ class ProtectionDeps:
     poll: float = 1.0
     #: How long one resource may take to become available.
     timeout: float = 3600.0
-    #: The image-copy rate hook: bytes per second for chunk sends (None: no limit).
+    #: The image-copy rate without a DR-Logic decision: bytes per second (None: no limit).
     copy_rate: float | None = None
+    #: Live image-copy rates (the DR-Logic loop publishes, the copier reads per chunk).
+    rates: RateBoard = field(default_factory=RateBoard)
 
     def cloud(self, site: str) -> Cloud:
         try:

@@ -28,9 +28,11 @@ group is in flight (its chunks are not in any manifest yet).
 Each new chunk is a tagged create (``ctx.ensure_created``, ledger kind
 ``chunk``), so a kill hook ``after_cloud_call@copy:<i>#<n>`` stops the
 controller right after the ``n``-th new chunk landed.  The copier's rate
-hook: ``rate_limit`` in the checkpoint's params (bytes per second, set by
-whoever schedules the checkpoint -- the DR-Logic later), else
-``ProtectionDeps.copy_rate``; ``None`` sends as fast as the link allows.
+is live (:mod:`liferaft.protection.pacing`): before every chunk it asks
+``ProtectionDeps.rates`` for the rate the DR-Logic decided for this flow
+(the checkpoint), falling back to ``rate_limit`` in the checkpoint's params
+(bytes per second), else ``ProtectionDeps.copy_rate``; ``None`` sends as
+fast as the link allows.
 """
 
 from __future__ import annotations
@@ -41,12 +43,12 @@ from typing import TYPE_CHECKING, Any
 
 from liferaft.clouds.model import Image
 from liferaft.clouds.port import Cloud
-from liferaft.engine.clock import Clock
 from liferaft.engine.executor import StepContext
 from liferaft.engine.idempotency import IdempotencyTag
-from liferaft.errors import GiveUp, RetryLater
+from liferaft.errors import RetryLater
 
 from . import manifest as mf
+from .pacing import Pacer
 
 if TYPE_CHECKING:
     from .checkpoint import ProtectionDeps
@@ -100,27 +102,6 @@ def changed_bytes(old: list[str], new: list[str], size: int, chunk_size: int) ->
         if d and (i >= len(old) or old[i] != d):
             total += n
     return total
-
-
-class RateLimit:
-    """Pace sends to at most ``bytes_per_s`` on the injected clock (no limit when ``None``)."""
-
-    def __init__(self, clock: Clock, bytes_per_s: float | None) -> None:
-        if bytes_per_s is not None and bytes_per_s <= 0:
-            raise GiveUp(f"image-copy rate limit must be > 0 bytes/s, not {bytes_per_s}")
-        self.clock = clock
-        self.rate = bytes_per_s
-        self._free_at: float | None = None
-
-    async def take(self, nbytes: int) -> None:
-        """Wait until ``nbytes`` more may be sent."""
-        if self.rate is None:
-            return
-        now = self.clock.now()
-        start = now if self._free_at is None else max(now, self._free_at)
-        self._free_at = start + nbytes / self.rate
-        if start > now:
-            await self.clock.sleep(start - now)
 
 
 @dataclass
@@ -192,7 +173,7 @@ async def copy(deps: ProtectionDeps, ctx: StepContext, index: int) -> dict[str, 
     size = int(img.size or 0)
     group = p["group_id"]
     present = set(await dst.list_objects(deps.container, prefix=chunk_prefix(group)))
-    limit = RateLimit(deps.clock, p.get("rate_limit") or deps.copy_rate)
+    limit = deps.rates.pacer(p["checkpoint_id"], deps.clock, p.get("rate_limit") or deps.copy_rate)
     stats = CopyStats()
     lengths = chunk_lengths(size, chunk_size)
     offset = 0
@@ -253,7 +234,7 @@ async def _put_chunk(
     dst: Cloud,
     name: str,
     data: bytes,
-    limit: RateLimit,
+    limit: Pacer,
     present: set[str],
 ) -> None:
     # ``present`` was listed when this attempt started, so it holds what an earlier
@@ -285,7 +266,7 @@ async def _resend_missing(
     image_id: str,
     stats: CopyStats,
     lengths: list[int],
-    limit: RateLimit,
+    limit: Pacer,
     group: str,
 ) -> None:
     """Send again any chunk this copy counted on that is gone now.

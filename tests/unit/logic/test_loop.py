@@ -8,6 +8,7 @@ against the simulator.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -377,3 +378,44 @@ def test_an_image_copy_group_is_carried_by_liferaft_and_sized_by_the_bytes_it_se
     assert [t.carrier for t in state.transfers] == ["image-copy"]
     # The shaper guarantees only the flows it shapes (the backup service's).
     assert w.shaper.orders[-1].guaranteed_bps == ()
+
+
+def test_image_copy_rates_are_published_to_the_copier_and_shown_as_applied(w: World) -> None:
+    """The loop publishes image-copy guarantees and their part of the ceiling; the copier's
+    pacer for that checkpoint reads them, and the status shows the pace it applies."""
+    w.catalog.set_policy(
+        Policy("ic", rpo_seconds=600, interval_seconds=600, retention_count=2,
+               retention_age_seconds=1e6, consistency="crash-consistent", method="image-copy")
+    )  # fmt: skip
+    g = w.catalog.add_member(
+        w.protection.create_group("ic", policy="ic"),
+        Member("east", "volume", "vol-ic", "ic", ""),
+        now=w.clock.now(),
+    )
+    (cp,) = w.loop.step(w.submit)  # forced: the first checkpoint; no decision for it yet
+    w.clock.advance(30)
+    w.logic.next = Decisions(
+        flow_rates=(
+            FlowRate(cp.id, "image-copy", 1e6, "land by the deadline"),
+            FlowRate("backup-flow", "volume-backup", 2e6, "the backup's share"),
+        ),
+        replication_ceiling_bps=5e6,
+        replication_ceiling_reason="leave room",
+    )
+    w.step()
+    # The ceiling (5e6, within the 7e6 budget) less the backup flow's guarantee is the copier's.
+    d = w.loop.status()["decisions"]
+    assert d["image_copy_ceiling_bps"] == 3e6
+    assert [f["applied"] for f in d["flow_rates"]] == [
+        "published to the copier (read before every chunk)",
+        "sent to the link shaper fake",
+    ]
+    # The only image-copy flow in flight: its guarantee plus all the spare (3e6 - 1e6).
+    pacer = w.protection.deps.rates.pacer(cp.id, w.clock, None)
+    assert pacer.board.rate(cp.id, w.clock.now(), None).bps == 3e6
+    asyncio.run(pacer.take(1000))
+    (flow,) = w.loop.status()["image_copy"]["flows"]
+    assert flow["flow_id"] == cp.id and flow["pace_bps"] == 3e6 and flow["source"] == "decision"
+    assert flow["guaranteed_bps"] == 1e6 and flow["sent_bytes"] == 1000
+    assert flow["detail"] == f"decided by scripted at {T0 + 30:.1f}"
+    assert g.id in {c.group_id for c in w.catalog.list_checkpoints(states=("pending",))}

@@ -75,3 +75,33 @@ def test_before_the_first_decision() -> None:
         "logic rpo-optimal; every 30s, forced after 30.0min; all groups within target",
         "no decision yet",
     ]
+
+
+def test_the_copiers_applied_rate_is_shown_per_image_copy_flow() -> None:
+    flows = [
+        {"flow_id": "cp-1", "pace_bps": 2.5e6, "source": "decision",
+         "detail": "decided by paced at 1000.0", "read_at": 1012.5, "sent_bytes": 3 << 20},
+        {"flow_id": "cp-2", "pace_bps": None, "source": "unlimited",
+         "detail": "no decision yet; no rate configured", "read_at": 5.0, "sent_bytes": 0},
+        {"flow_id": "cp-3", "pace_bps": None, "source": None, "detail": None, "read_at": None,
+         "sent_bytes": 0},
+    ]  # fmt: skip
+    s = status(image_copy={"published": None, "flows": flows})
+    s["decisions"]["flow_rates"] = [
+        {"flow_id": "cp-1", "carrier": "image-copy", "rate_bps": 1e6, "reason": "deadline",
+         "applied": "published to the copier (read before every chunk)"},
+    ]  # fmt: skip
+    lines = render(s).splitlines()
+    assert (
+        "  flow cp-1 (image-copy): 8.0 Mbit/s: deadline -> "
+        "published to the copier (read before every chunk)"
+    ) in lines
+    assert (
+        "image copy cp-1: pacing at 20.0 Mbit/s (decision: decided by paced at 1000.0; "
+        "read at 1012.5), 3145728 bytes sent"
+    ) in lines
+    assert (
+        "image copy cp-2: pacing at no limit (unlimited: no decision yet; no rate configured; "
+        "read at 5.0), 0 bytes sent"
+    ) in lines
+    assert "image copy cp-3: no chunk sent yet" in lines

@@ -6,7 +6,6 @@ import asyncio
 
 import pytest
 
-from liferaft.engine.clock import ManualClock
 from liferaft.errors import GiveUp
 from liferaft.protection import image_copy as ic
 from liferaft.protection.model import Policy, check_policy
@@ -51,33 +50,6 @@ def test_chunk_names_are_per_group_and_content_addressed() -> None:
     assert ic.chunk_object("g1", d) == f"chunks/g1/{d}"
     assert ic.chunk_object("g1", d).startswith(ic.chunk_prefix("g1"))
     assert len(d) == 64
-
-
-def test_rate_limit_paces_sends_on_the_injected_clock() -> None:
-    async def run() -> list[float]:
-        clock = ManualClock(start=0.0, auto_advance=True)
-        limit = ic.RateLimit(clock, 1000.0)
-        times = []
-        for _ in range(4):
-            await limit.take(500)
-            times.append(clock.now())
-        return times
-
-    # 500 bytes at 1000 B/s: each send may start 0.5 s after the previous one.
-    assert asyncio.run(run()) == [0.0, 0.5, 1.0, 1.5]
-
-
-def test_no_rate_limit_never_sleeps_and_a_bad_one_is_refused() -> None:
-    async def run() -> float:
-        clock = ManualClock(start=0.0, auto_advance=True)
-        limit = ic.RateLimit(clock, None)
-        for _ in range(10):
-            await limit.take(10**9)
-        return clock.now()
-
-    assert asyncio.run(run()) == 0.0
-    with pytest.raises(GiveUp, match="rate limit"):
-        ic.RateLimit(ManualClock(), 0.0)
 
 
 def test_policy_method_image_copy_is_valid_and_others_are_named() -> None:
