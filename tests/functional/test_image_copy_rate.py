@@ -8,6 +8,8 @@ after its capture, then ``R2`` (a third of it), and the replication ceiling
 is the sum of the guarantees (no spare to share). A volume holds ``CHUNKS``
 distinct non-zero 1 MiB chunks; its first checkpoint (forced: no recovery
 point) copies them to west's object store while the logic changes the rate.
+The controller reaches west through the simulator's remote view
+``west@east``, so the chunks cross the east-west link model.
 
 The throughput is measured by the simulator: each chunk object's
 ``last_modified`` at west (the simulator's clock when the chunk was stored).
@@ -111,6 +113,10 @@ class RateWorld(DrWorld):
         path = super().config(site)
         cfg = yaml.safe_load(path.read_text())
         cfg["protection"]["schedule_tick"] = TICK
+        # east reaches west's services as a controller at east does: across the WAN link
+        # (the simulator's remote view, sim/wan_view.py), so the link carries the chunks.
+        if site == "east":
+            cfg["peers"][0]["cloud"] = "west@east"
         # Before the first decision (and if decisions stopped): the configured rate.
         cfg["protection"]["image_copy_rate"] = R1
         cfg["drlogic"] = {
@@ -157,16 +163,18 @@ def volume_with_chunks(w: DrWorld, n: int) -> str:
     return vid
 
 
-def chunk_times(w: DrWorld, group: str) -> list[float]:
-    """When each of the group's chunks was stored at west (the simulator's clock), in order."""
+def chunk_times(w: DrWorld, group: str) -> tuple[list[float], int]:
+    """When each of the group's chunks was stored at west (the simulator's clock), in order;
+    their bytes."""
     c = w.sim.connect("west")
     try:
         objs = list(c.object_store.objects(w.container, prefix=f"chunks/{group}/"))
     finally:
         c.close()
-    return sorted(
+    times = sorted(
         datetime.fromisoformat(o.last_modified_at).replace(tzinfo=UTC).timestamp() for o in objs
     )
+    return times, sum(int(o.content_length) for o in objs)
 
 
 def rate_of(times: list[float]) -> float:
@@ -207,8 +215,13 @@ def test_a_rate_decided_mid_copy_reaches_the_copier_and_its_throughput_follows(
     cli_json = json.loads(r.stdout)
 
     done = w.wait_checkpoint(gid, cp["id"])
-    times = chunk_times(w, gid)
+    times, nbytes = chunk_times(w, gid)
     assert len(times) == CHUNKS  # every chunk travelled once
+    # ... across the link, east to west, as calls of a client at east.
+    link = w.ctl("GET", "/control/links")["links"][0]
+    assert nbytes > (CHUNKS - 1) * MIB  # the last chunk ends with the last block written
+    assert link["bytes_by_tag"]["client"] >= nbytes
+    assert link["bytes_by_direction"]["east->west"] >= nbytes
 
     # When the copier read the slower rate: after the logic could decide it (SWITCH_S after
     # the capture) and no later than the next decision, the next tick and one chunk slot.

@@ -35,6 +35,7 @@ from .network import api as network_api
 from .objects import api as objects_api
 from .topology import Topology
 from .volume import api as volume_api
+from .wan_view import WanView, view_name
 from .world import Site, World
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,14 @@ class SimServer:
             lst = _Listener(site_app(site), host, 0)
             site.url = lst.url
             self.listeners[name] = lst
+        # Remote views (wan_view.py): each site as a client at a linked site reaches it.
+        self.views: dict[str, tuple[str, _Listener]] = {}  # "site@client" -> (site, listener)
+        for link in self.world.links.links.values():
+            for name, client in ((link.spec.a, link.spec.b), (link.spec.b, link.spec.a)):
+                view = WanView(site_app(self.world.sites[name]), self.world.sites[name], client)
+                lst = _Listener(view, host, 0)
+                view.url = lst.url
+                self.views[view_name(name, client)] = (name, lst)
         # The hosts' BMCs: a Redfish listener per site, an IPMI UDP port per host.
         self.bmcs = BmcRegistry(self.world)
         self.bmc_listeners: dict[str, _Listener] = {}
@@ -163,7 +172,8 @@ class SimServer:
         """Stop or restart a site's listener (its APIs refuse connections while down)."""
         site = self.world.site(name)
         site.faults.down = down
-        for lst in (self.listeners[name], self.bmc_listeners[name]):
+        views = [lst for site_name, lst in self.views.values() if site_name == name]
+        for lst in (self.listeners[name], self.bmc_listeners[name], *views):
             if down:
                 await lst.stop()
             else:
@@ -173,21 +183,26 @@ class SimServer:
     def clouds_yaml(self) -> dict[str, Any]:
         clouds: dict[str, Any] = {}
         topo = self.world.topology
-        for name, site in self.world.sites.items():
+        urls = [(name, site.url, site.region) for name, site in self.world.sites.items()]
+        urls += [
+            (view, lst.url, self.world.sites[name].region)
+            for view, (name, lst) in self.views.items()
+        ]
+        for name, url, region in urls:
             for suffix, user, password, project in (
                 ("", "admin", topo.admin_password, "admin"),
                 ("-demo", "demo", topo.demo_password, "demo"),
             ):
                 clouds[f"{name}{suffix}"] = {
                     "auth": {
-                        "auth_url": f"{site.url}/identity",
+                        "auth_url": f"{url}/identity",
                         "username": user,
                         "password": password,
                         "project_name": project,
                         "user_domain_name": "Default",
                         "project_domain_name": "Default",
                     },
-                    "region_name": site.region,
+                    "region_name": region,
                     "identity_api_version": 3,
                     "interface": "public",
                 }
@@ -203,6 +218,7 @@ class SimServer:
             "control_url": self.control_url,
             "clouds_yaml": str(path),
             "sites": {n: s.url for n, s in self.world.sites.items()},
+            "views": {n: lst.url for n, (_, lst) in self.views.items()},
             "pid": os.getpid(),
         }
         (self.state_dir / "sim.json").write_text(json.dumps(info, indent=2))
@@ -210,7 +226,8 @@ class SimServer:
         return path
 
     def _all_listeners(self) -> list[_Listener]:
-        return [*self.listeners.values(), *self.bmc_listeners.values(), self.control]
+        views = [lst for _, lst in self.views.values()]
+        return [*self.listeners.values(), *views, *self.bmc_listeners.values(), self.control]
 
     async def start(self) -> None:
         for lst in self._all_listeners():

@@ -21,6 +21,7 @@ from .network.state import NetworkState
 from .objects.state import ObjectState
 from .topology import LatencyProfile, Topology
 from .volume.state import VolumeState
+from .wan_view import VIEW_URL
 from .writelog import WriteLog
 
 
@@ -71,8 +72,11 @@ class Site:
         return str(uuid.uuid4())
 
     def catalog(self) -> list[dict[str, Any]]:
+        # Through a remote view (sim/wan_view.py) the catalog names the view: calls stay on it.
+        base = VIEW_URL.get() or self.url
+
         def entry(stype: str, name: str, path: str) -> dict[str, Any]:
-            url = f"{self.url}{path}"
+            url = f"{base}{path}"
             return {
                 "type": stype,
                 "name": name,
