@@ -6,7 +6,8 @@ and prints per target class (15 min / 1 h / 4 h) the worst RPO ÷ target,
 the checkpoints taken and the bytes sent -- where the bytes go and which
 class binds. ``--trace`` also prints, every 30 simulated minutes, the
 logic's ratio, the worst RPO ÷ target, the transfers in flight and the bytes
-they still carry: whether an RPO is queueing or transfer.
+they still carry: whether an RPO is queueing or transfer (``--trace-every``
+for another period).
 
 Cases are ``KIND:FACTOR``, ``s`` (synthetic) or ``r`` (real-vm), e.g.
 ``s:0.3 r:0.8``; the link, traces, seeds and model are ``bench/rpo.py``'s, so
@@ -54,15 +55,18 @@ TRACE_EVERY_S = 1800.0
 class _Traced:
     """Wraps a logic and prints its state every ``TRACE_EVERY_S``."""
 
-    def __init__(self, logic: RpoOptimal, emit: Callable[[str], None]) -> None:
+    def __init__(
+        self, logic: RpoOptimal, emit: Callable[[str], None], every_s: float = TRACE_EVERY_S
+    ) -> None:
         self.logic = logic
+        self.every_s = every_s
         self.name = logic.name
         self.capabilities = logic.capabilities
         self.emit = emit
 
     def decide(self, state: State) -> Decisions:
         d = self.logic.decide(state)
-        if state.now_s % TRACE_EVERY_S < state.tick_s / 2:
+        if state.now_s % self.every_s < state.tick_s / 2:
             queued = sum(t.bytes_remaining or 0 for t in state.transfers)
             worst = max((state.now_s - g.recovery_point_s) / g.target_s for g in state.groups)
             self.emit(
@@ -81,6 +85,7 @@ def run(
     seed: int,
     kw: dict[str, Any],
     trace: bool,
+    trace_every_s: float = TRACE_EVERY_S,
 ) -> dict[str, Any]:
     unique_rate = sum(g.trace.summed(0.0, DAY_S) for g in groups) / DAY_S
     capacity = factor * unique_rate / _mean_budget_fraction()
@@ -89,7 +94,7 @@ def run(
     logic: Any = RpoOptimal(**kw)
     if trace:
         print(f"{name}:")
-        logic = _Traced(logic, print)
+        logic = _Traced(logic, print, trace_every_s)
     t0 = time.perf_counter()
     res = replay(logic, groups, link, DAY_S, tick_s, initial_history(groups), ())
     target = {g.group_id: g.target_s for g in groups}
@@ -119,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kw", default="{}", help="RpoOptimal keyword arguments (JSON)")
     ap.add_argument("--tick", type=float, default=60.0, help="decision interval (s)")
     ap.add_argument("--trace", action="store_true", help="print the state every 30 min")
+    ap.add_argument("--trace-every", type=float, default=TRACE_EVERY_S, help="--trace's period (s)")
     ap.add_argument("--traces", type=Path, default=DEFAULT_TRACES, help="vm-write-windows.csv")
     args = ap.parse_args(argv)
     kw = json.loads(args.kw)
@@ -134,10 +140,28 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"case {case!r}: KIND:FACTOR with a number after the colon")
         if kind == "s":
             synth = synth or synthetic_groups(GROUPS, SEED)
-            out = run(f"synthetic-x{factor:g}", synth, factor, args.tick, SEED + 1, kw, args.trace)
+            out = run(
+                f"synthetic-x{factor:g}",
+                synth,
+                factor,
+                args.tick,
+                SEED + 1,
+                kw,
+                args.trace,
+                args.trace_every,
+            )
         elif kind == "r":
             real = real or csv_groups(args.traces, GROUPS, SEED)[0]
-            out = run(f"real-vm-x{factor:g}", real, factor, args.tick, SEED + 2, kw, args.trace)
+            out = run(
+                f"real-vm-x{factor:g}",
+                real,
+                factor,
+                args.tick,
+                SEED + 2,
+                kw,
+                args.trace,
+                args.trace_every,
+            )
         else:
             ap.error(f"case {case!r}: KIND is s (synthetic) or r (real-vm)")
         per = " ".join(

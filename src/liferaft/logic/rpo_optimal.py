@@ -37,6 +37,13 @@ How, at every decision:
    worst ratio first; the replication ceiling is the free headroom
    (``capacity - app``, costing applications nothing) unless a transfer is
    due now or the guarantees need more, and never above the budget.
+
+Optional, off by default (measured no better; ``docs/drlogic.md``, "Known
+limits"): ``horizons_s`` adds a horizon forecast
+(:func:`liferaft.logic.horizon.forecast_ratio`, the smallest ratio whose
+needs over each horizon fit the profile's budget); ``forecast_use="ratio"``
+plans at the larger of it and the current worst, ``"spacing"`` uses it only
+for the minimum spacing between a group's captures.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ from liferaft.logic.contract import (
     budget,
 )
 from liferaft.logic.estimate import dirty_now_and_rate
+from liferaft.logic.horizon import Need, forecast_ratio
 
 
 class RpoOptimal:
@@ -73,15 +81,23 @@ class RpoOptimal:
         min_spacing: float = 0.5,
         tick_margin: float = 0.0,
         margin_floor: float = 0.4,
+        horizons_s: tuple[float, ...] = (),
+        forecast_use: str = "ratio",
     ) -> None:
         if not 0 < derate <= 1:
             raise ValueError(f"derate must be within (0, 1], not {derate}")
+        if forecast_use not in ("ratio", "spacing"):
+            raise ValueError(f"forecast_use must be 'ratio' or 'spacing', not {forecast_use!r}")
+        if any(h <= 0 for h in horizons_s):
+            raise ValueError(f"horizons_s must be positive durations, not {horizons_s}")
         self.derate = derate
         self.size_safety = size_safety
         self.margin = margin
         self.min_spacing = min_spacing
         self.tick_margin = tick_margin
         self.margin_floor = margin_floor
+        self.horizons_s = tuple(horizons_s)
+        self.forecast_use = forecast_use
 
     # -- planning ------------------------------------------------------------------------
 
@@ -247,6 +263,24 @@ class RpoOptimal:
         r = 1.0
         for g in groups:
             r = max(r, (now + tick - g.recovery_point_s) / g.target_s)
+        # Optional horizon forecast: how far behind the link *will* be.
+        r_ahead = 1.0
+        if self.horizons_s:
+            ahead = [
+                Need(
+                    g.target_s,
+                    g.recovery_point_s,
+                    g.last_capture_s,
+                    est[i][2],
+                    sum(p[2] for p in pending[i]),
+                )
+                for i, g in enumerate(groups)
+            ]
+            for h in self.horizons_s:
+                r_ahead = max(r_ahead, forecast_ratio(ahead, link, now, h))
+            if self.forecast_use == "ratio":
+                r = max(r, r_ahead)
+        r_space = max(r, r_ahead)
         # The margin grows with the load: an idle link lands a transfer at once,
         # so only a busy one needs room for estimates that turn out short.
         load = sum(e[2] for e in est) / max(1.0, link.budget_bps)
@@ -268,7 +302,7 @@ class RpoOptimal:
             # own deadline is near, wait for at least ``min_spacing`` of its
             # ratio-scaled target -- tiny increments only cost bytes and quiesces.
             since = now - g.last_capture_s
-            if since < self.min_spacing * r * g.target_s:
+            if since < self.min_spacing * r_space * g.target_s:
                 own_latest = (
                     g.last_capture_s
                     + r * keep * g.target_s
