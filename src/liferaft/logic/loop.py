@@ -113,6 +113,7 @@ class LogicLoop:
         self.fallback: DRLogic = fallback or PerGroupInterval()
         self._lock = threading.Lock()
         self._last_run: float | None = None
+        self._last_published: float | None = None
         self._last_cleanup: float | None = None
         self._previous_ratio = 1.0
         self._sample: LinkSample | None = None
@@ -461,9 +462,15 @@ class LogicLoop:
         """
         backup = sum(f.rate_bps for f in d.flow_rates if f.carrier == "volume-backup")
         own = None if ceiling is None else max(0.0, ceiling - backup)
+        # Decisions come every drlogic_interval, or every tick if ticks are further apart:
+        # a decision stays valid for the spacing actually seen, not one shorter.
+        spacing = self.settings.drlogic_interval
+        if self._last_published is not None:
+            spacing = max(spacing, state.now_s - self._last_published)
+        self._last_published = state.now_s
         self.rates.publish(
             at=state.now_s,
-            interval_s=self.settings.drlogic_interval,
+            interval_s=spacing,
             by=used,
             flows=[t.flow_id for t in state.transfers if t.carrier == "image-copy"],
             # A rate that is not a number >= 0 (a logic's bug) guarantees nothing.

@@ -23,7 +23,8 @@ copier has asked for its rate.
 
 The board is in memory, in the controller that runs both the loop and the
 copies.  A decision is valid for :data:`VALID_INTERVALS` decision
-intervals: after that (the loop stopped, or the controller restarted and
+spacings (``drlogic_interval``, or the time between the last two decisions
+when the loop's ticks are further apart): after that (the loop stopped, or the controller restarted and
 has not decided yet: the board starts empty) a copy falls back to the
 configured rate -- the checkpoint's ``rate_limit``, else
 ``protection.image_copy_rate``, else none -- until the next decision, which

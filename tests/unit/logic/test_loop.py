@@ -419,3 +419,18 @@ def test_image_copy_rates_are_published_to_the_copier_and_shown_as_applied(w: Wo
     assert flow["guaranteed_bps"] == 1e6 and flow["sent_bytes"] == 1000
     assert flow["detail"] == f"decided by scripted at {T0 + 30:.1f}"
     assert g.id in {c.group_id for c in w.catalog.list_checkpoints(states=("pending",))}
+
+
+def test_a_published_rate_stays_valid_for_the_spacing_of_the_decisions(tmp_path: Path) -> None:
+    """With ticks further apart than drlogic_interval, a decision lasts until the next one."""
+    w = World(tmp_path, drlogic_interval=2, max_protection_interval=1800)
+    w.logic.next = Decisions(replication_ceiling_bps=5e5)
+    w.step()
+    w.clock.advance(10)  # the next pass (a 10 s tick) decides again
+    w.step()
+    board = w.protection.deps.rates
+    p = board.published()
+    assert p is not None and p.at == T0 + 10
+    # Valid 2.5 spacings of 10 s (not 2.5 intervals of 2 s): no fallback between the ticks.
+    assert board.rate("cp", T0 + 10 + 24.9, 1.0).source == "decision"
+    assert board.rate("cp", T0 + 10 + 25.1, 1.0).source == "configured"
