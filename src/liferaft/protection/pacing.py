@@ -19,7 +19,9 @@ scaled down together if they exceed the ceiling) plus an equal share of
 the spare -- the ceiling less every in-flight flow's guarantee -- between
 the image-copy flows in flight.  A flow the decision does not name (it
 started after it) has no guarantee and shares the spare with them once its
-copier has asked for its rate.
+copier has asked for its rate.  A copy that ends between two decisions
+still counts until the next one (its part of the spare idles meanwhile:
+at most one interval's worth, never above the ceiling).
 
 The board is in memory, in the controller that runs both the loop and the
 copies.  A decision is valid for :data:`VALID_INTERVALS` decision
