@@ -117,6 +117,7 @@ def run_case(
                 fine_s=tick_s,
                 window_step_s=900.0,
                 budget_step_s=tick_s,
+                refine_windows=1,
             ).max_rpo_ratio
     periods = {
         g.group_id: calibrate_period(
@@ -149,6 +150,7 @@ def run_case(
         "lower_bound": {
             "max_rpo_ratio": bound.max_rpo_ratio,
             "binding_window_s": list(bound.binding_window) if bound.binding_window else None,
+            "pooled_max_rpo_ratio": bound.pooled_ratio,
             "max_rpo_ratio_by": prefix or None,
             "seconds": round(bound_s, 2),
         },
@@ -243,7 +245,12 @@ def _progress(case: dict[str, Any], quiet: bool) -> None:
     if quiet:
         return
     lb = case["lower_bound"]["max_rpo_ratio"]
-    print(f"{case['name']}: lower bound {lb:.3f} ({case['lower_bound']['seconds']} s)")
+    pooled = case["lower_bound"]["pooled_max_rpo_ratio"]
+    print(
+        f"{case['name']}: lower bound {lb:.3f}"
+        + (f" (pooled {pooled:.3f})" if pooled is not None else "")
+        + f" ({case['lower_bound']['seconds']} s)"
+    )
     by = case["lower_bound"]["max_rpo_ratio_by"]
     if by:
         opt = case["logics"]["rpo-optimal"]["max_rpo_ratio_by"]

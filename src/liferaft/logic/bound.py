@@ -69,6 +69,23 @@ pieces are separated by transfers, that one transfer cannot use the whole
 budget at once, and that the future is unknown: a real schedule's worst
 ratio can be above it; never below.
 
+**Refinement, group by group.** The figures above credit every piece
+with a generic share of the overwrite (``kappa``) or with one heavy window
+per ``L``; the least a group really ships over ``(a, x]`` is
+``(1 - f_g) S_g(a, x) + f_g min sum M(piece)`` over partitions into pieces
+``<= L_g`` (``S`` is additive, so only the ``M`` part depends on the cuts).
+:func:`cover_cost` bounds that minimum from below: a shortest path over
+cut points on a grid finer than ``L_g`` plus the window boundaries, less
+what snapping a cut to the grid can save (argued in its docstring). Per
+group the largest of all figures counts (a sum of per-group maxima is at
+least the maximum of summed figures, so this never lowers a window's need).
+It is costlier, so after the bisection above it is applied to the
+``refine_windows`` windows nearest to failing: for each, the largest ratio
+``r`` it is *shown* to fail at (regula falsi between a failing and a
+passing ratio) raises the bound. Only ratios that were checked and failed
+count, so this stays valid even where the computed need is not monotone in
+``r`` (a schedule achieving ``r`` achieves every larger ratio).
+
 For speed, groups are pooled in classes of equal ``(T_g, f_g)`` and
 shortest-window bucket: a class uses the smallest ``o_g`` and ``w_g`` of
 its members (smaller ``kappa``, longer ``L``: sparser separated windows,
@@ -105,6 +122,8 @@ class BoundResult:
     binding_window: tuple[float, float] | None
     need_bytes: float
     budget_bytes: float
+    #: The bound before the group-by-group refinement (pooled classes only).
+    pooled_ratio: float | None = None
 
 
 @dataclass
@@ -150,6 +169,9 @@ def separated_windows(trace: WindowTrace, gap_s: float) -> list[int]:
     return out
 
 
+#: A group's exact cover cost is computed only when a plain cover could gain this much.
+_SKIP_GAIN = 0.01
+
 #: Classes also split groups by their shortest window, so a few short windows
 #: in one group do not switch the boundary refinement off for the others.
 _WINDOW_BUCKETS = (1500.0, 900.0, 600.0, 300.0, 120.0, 60.0, 0.0)
@@ -185,6 +207,9 @@ def lower_bound(
     window_step_s: float = 900.0,
     budget_step_s: float = 30.0,
     tolerance: float = 1e-3,
+    refine_windows: int = 2,
+    refine_steps: int = 8,
+    refine_tolerance: float = 0.005,
 ) -> BoundResult:
     """The smallest ratio ``r`` that passes every window on a ``window_step_s`` grid.
 
@@ -284,7 +309,9 @@ def lower_bound(
         sep_cache[key] = (ends_at, starts_before)
         return ends_at, starts_before
 
-    def check(r: float) -> tuple[bool, tuple[float, float] | None, float, float]:
+    def check(
+        r: float, collect: list[tuple[float, int, int]] | None = None
+    ) -> tuple[bool, tuple[float, float] | None, float, float]:
         kappas = []
         refine = []  # f * L when pieces cannot hold two boundaries, else 0
         seps = []
@@ -329,6 +356,10 @@ def lower_bound(
                                     v = max(v, (1.0 - c.overwrite) * d + c.overwrite * w)
                             need += v
                 avail = bud_nodes[ib] - bud_nodes[ia]
+                if collect is not None:
+                    if need > 0:
+                        collect.append((need / avail if avail > 0 else math.inf, ia, ib))
+                    continue
                 if need > avail * (1.0 + 1e-12) + 1e-6:
                     return False, (a, b), need, avail
         return True, None, 0.0, 0.0
@@ -337,7 +368,7 @@ def lower_bound(
     lo = floor_ratio
     ok, _, _, _ = check(max(lo, 1e-9) * (1 + 1e-9))
     if ok:
-        return BoundResult(lo, None, 0.0, 0.0)
+        return BoundResult(lo, None, 0.0, 0.0, lo)
     hi = max(1.0, lo * 2)
     while not check(hi)[0]:
         lo = hi
@@ -351,4 +382,217 @@ def lower_bound(
         else:
             lo = mid
     _, win, need, avail = check(lo)
-    return BoundResult(lo, win, need, avail)
+    result = BoundResult(lo, win, need, avail, lo)
+    if refine_windows <= 0:
+        return result
+    # Refinement: the windows closest to failing at ``hi``, group by group
+    # (each group's largest figure, with the exact cover cost).
+    ranked: list[tuple[float, int, int]] = []
+    check(hi, ranked)
+    ranked.sort(reverse=True)
+    tried: set[tuple[int, int]] = set()
+    for _ratio, ia, ib in ranked:
+        if len(tried) >= refine_windows:
+            break
+        if (ia, ib) in tried:
+            continue
+        tried.add((ia, ib))
+        a, b = nodes[ia], nodes[ib]
+        avail = bud_nodes[ib] - bud_nodes[ia]
+
+        def excess(r: float, a: float = a, b: float = b, avail: float = avail) -> float:
+            """How far the groups' least need at ``r`` exceeds the window's budget (> 0: fails)."""
+            need = 0.0
+            for g in groups:
+                need += group_need(g, a, b - r * g.target_s, r * g.target_s - g.overhead_s)
+            return need - avail * (1.0 + 1e-12) - 1e-6
+
+        # The largest r shown to fail, by regula falsi (Illinois) between a failing
+        # and a passing ratio. Only ratios actually shown to fail are kept, so the
+        # result is valid whether or not the computed need is monotone in r.
+        e_fail = excess(hi)
+        if e_fail <= 0:
+            continue
+        r_fail = hi
+        r_pass, e_pass = 0.0, 0.0
+        steps = 0
+        while r_pass == 0.0 and steps < refine_steps:
+            steps += 1
+            r_try = r_fail * 1.25
+            e = excess(r_try)
+            if e > 0:
+                r_fail, e_fail = r_try, e
+            else:
+                r_pass, e_pass = r_try, e
+        side = 0
+        while r_pass and steps < refine_steps and r_pass - r_fail > refine_tolerance * r_fail:
+            steps += 1
+            r_try = r_fail + (r_pass - r_fail) * e_fail / (e_fail - e_pass)
+            r_try = min(
+                max(r_try, r_fail + 0.02 * (r_pass - r_fail)), r_pass - 0.02 * (r_pass - r_fail)
+            )
+            e = excess(r_try)
+            if e > 0:
+                r_fail, e_fail = r_try, e
+                if side == 1:
+                    e_pass *= 0.5
+                side = 1
+            else:
+                r_pass, e_pass = r_try, e
+                if side == -1:
+                    e_fail *= 0.5
+                side = -1
+        if r_fail > result.max_rpo_ratio:
+            result = BoundResult(r_fail, (a, b), e_fail + avail, avail, lo)
+    return result
+
+
+def group_need(g: BoundGroup, a: float, x: float, length: float) -> float:
+    """The least a group ships inside a window ``[a, b]`` at ratio ``r`` (``x = b - r T``,
+    ``length = r T - o``): the largest of the docstring's figures for this group alone,
+    the exact cover cost (:func:`cover_cost`) among them."""
+    tr = g.trace
+    if x <= a:
+        return 0.0
+    if length <= 0:
+        return math.inf
+    s = tr.summed(a, x)
+    f = tr.overwrite
+    if s <= 0 or f <= 0:
+        return max(0.0, s)
+    w = tr.min_window_s
+    best = ((1.0 - f) + f / (math.ceil(length / w) + 1)) * s
+    if length <= w:
+        h = sum(hj for p, hj in boundary_terms(tr) if a <= p <= x)
+        best = max(best, s - f * length * h)
+    sep = sum(
+        tr.unique[k]
+        for k in separated_windows(tr, length)
+        if tr.starts[k] >= a and tr.ends[k] <= x and tr.starts[k] >= 0.0
+    )
+    best = max(best, (1.0 - f) * s + f * sep)
+    span = x - a
+    step = max(min(length / 32.0, span / 200.0), span / 800.0, 1e-6)
+    # skip the cover when even a plain cut every ``length`` could not beat ``best``
+    upper_m = 0.0
+    t = a
+    while t < x:
+        upper_m += tr.largest(t, min(x, t + length))
+        t += length
+    if (1.0 - f) * s + f * upper_m <= best * (1.0 + _SKIP_GAIN):
+        return best
+    return max(best, (1.0 - f) * s + f * cover_cost(tr, a, x, length, min(step, length)))
+
+
+def cover_cost(trace: WindowTrace, a: float, x: float, length: float, step: float) -> float:
+    r"""A lower bound on ``min sum M(piece)`` over partitions of ``(a, x]`` into pieces ``<= length``.
+
+    ``M`` is the largest single window's contribution to a piece
+    (:mod:`liferaft.logic.dirty`). The argument, with ``delta = step``:
+
+    1. *Nodes*: ``a + k delta`` up to ``x`` and every window boundary in
+       ``(a, x)``; ``X`` the last node ``<= x``. Truncating a partition of
+       ``(a, x]`` at ``X`` gives one of ``(a, X]`` that costs no more (``M``
+       grows with the interval), so a bound for ``(a, X]`` holds for ``(a, x]``.
+       Every cell (between consecutive nodes) lies inside one window or gap.
+    2. *Fewest pieces*: take a partition within any ``eps`` of the infimum
+       and with the fewest pieces among those; two consecutive pieces add up
+       to more than ``length`` (else merging them is admissible and, ``M``
+       being subadditive, costs no more). So the interior cuts of odd rank
+       are pairwise more than ``length`` apart, and so are those of even rank.
+    3. *Snapping*: move each interior cut to the nearer end of its cell. Each
+       end of a piece moves by at most ``delta / 2``, so pieces stay within
+       ``length + delta``; the piece gaining the moved part (one window's,
+       at a uniform rate) grows in ``M`` by at most its bytes, half the
+       cell's at most; the other piece only loses bytes. Pieces shrunk to
+       nothing are dropped.
+    4. So ``opt + eps >= G - sum_cuts b_cell / 2 >= G - loss``: ``G`` is the
+       least cost with cuts on nodes and pieces ``<= length + delta`` (exact,
+       below); ``loss`` the heaviest set of cells pairwise able to hold cuts
+       more than ``length`` apart (the odd and the even cuts' cells are
+       each such a set, and ``(odd + even) / 2 <= loss``).
+
+    ``G`` is a shortest path, ``G[k] = min_j G[j] + M(t_j, t_k)``, computed in
+    ``O(windows reached)`` per node: ``G`` never decreases (truncate the last
+    piece) and ``G[j] - P[j]`` (``P`` the bytes up to node ``j``) never
+    increases within a window (a one-cell piece costs its bytes), so for the
+    ``j`` of one window, where the cost is ``G[j] + max(Z, H(j))`` with ``Z``
+    the other windows' largest contribution and ``H(j)`` this window's part
+    after ``t_j``, the least is at the first ``j`` with ``H(j) <= Z`` or the
+    one before it; windows further back cost at least ``G[j_lo] + Z`` and
+    are skipped once that is no better.
+    """
+    if x <= a or length <= 0 or step <= 0:
+        return 0.0
+    st, en = trace.starts, trace.ends
+    pts = [a + k * step for k in range(int((x - a) / step + 1e-9) + 1)]
+    lo_w = max(0, bisect.bisect_right(st, a) - 1)
+    hi_w = bisect.bisect_left(st, x)
+    for k in range(lo_w, min(hi_w + 1, len(st))):
+        for p in (st[k], en[k]):
+            if a < p < x:
+                pts.append(p)
+    pts.sort()
+    nodes = [pts[0]]
+    for p in pts[1:]:
+        if p - nodes[-1] > 1e-9:
+            nodes.append(p)
+    n = len(nodes) - 1  # cells
+    if n <= 0:
+        return 0.0
+    cum = [trace.cumulative(t) for t in nodes]
+    pre = [0.0] * (n + 1)
+    run = [0] * n  # run id of each cell: a window's (or gap's) consecutive cells
+    run_start: list[int] = []
+    last_key = None
+    for i in range(n):
+        pre[i + 1] = pre[i] + max(0.0, cum[i + 1] - cum[i])
+        mid = 0.5 * (nodes[i] + nodes[i + 1])
+        w = bisect.bisect_right(st, mid) - 1
+        key = w if w >= 0 and mid < en[w] else -2 - w  # gaps get their own key
+        if key != last_key:
+            run_start.append(i)
+            last_key = key
+        run[i] = len(run_start) - 1
+    run_end = [*run_start[1:], n]
+    reach = length + step
+    g = [0.0] * (n + 1)
+    jlo = 0
+    for k in range(1, n + 1):
+        tk = nodes[k]
+        while tk - nodes[jlo] > reach + 1e-9:
+            jlo += 1
+        best = g[k - 1] + (pre[k] - pre[k - 1])
+        h = run[k - 1]
+        z = pre[k] - pre[run_start[h]]  # the tail window's part
+        h -= 1
+        floor_g = g[jlo]
+        while h >= 0 and run_end[h] - 1 >= jlo:
+            if floor_g + z >= best:
+                break
+            s_h, e_h = run_start[h], run_end[h]
+            lo_h = s_h if s_h > jlo else jlo
+            top = pre[e_h]
+            js = bisect.bisect_left(pre, top - z, lo_h, e_h)  # first j with H(j) <= z
+            if js < e_h:
+                v = g[js] + z
+                if v < best:
+                    best = v
+            if js - 1 >= lo_h:
+                v = g[js - 1] + (top - pre[js - 1])
+                if v < best:
+                    best = v
+            full = top - pre[s_h]
+            if full > z:
+                z = full
+            h -= 1
+        g[k] = best
+    # the heaviest set of cells pairwise able to hold cuts more than ``length`` apart
+    sep = [0.0] * (n + 1)
+    for k in range(n):
+        p = bisect.bisect_left(nodes, nodes[k + 1] - length, 0, k + 1)
+        p = min(p, k)
+        # cells 0..p-1 start before nodes[k+1] - length
+        v = (pre[k + 1] - pre[k]) + sep[p]
+        sep[k + 1] = v if v > sep[k] else sep[k]
+    return max(0.0, g[n] - sep[n])
