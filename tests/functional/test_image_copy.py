@@ -95,16 +95,22 @@ def chunk_objects(w: DrWorld, group_id: str) -> dict[str, int]:
         c.close()
 
 
+def copied_images(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every copied image of a manifest: volume id, or ``root:<server id>`` for a root disk."""
+    out = {v["id"]: v["image"] for v in doc["volumes"]}
+    out |= {f"root:{s['id']}": s["root_disk"]["image"] for s in doc["servers"] if "root_disk" in s}
+    return out
+
+
 def digests(doc: dict[str, Any]) -> dict[str, list[str]]:
-    return {v["id"]: v["image"]["chunks"] for v in doc["volumes"]}
+    return {k: img["chunks"] for k, img in copied_images(doc).items()}
 
 
 def chunk_bytes(doc: dict[str, Any], wanted: set[str]) -> int:
     """Bytes of the chunks of ``doc`` whose digest is in ``wanted`` (each counted once)."""
     seen: set[str] = set()
     total = 0
-    for v in doc["volumes"]:
-        img = v["image"]
+    for img in copied_images(doc).values():
         size, cs = img["size"], img["chunk_size"]
         for i, d in enumerate(img["chunks"]):
             if d and d in wanted and d not in seen:
@@ -165,7 +171,8 @@ def test_only_changed_chunks_travel_retention_collects_and_recovery_verifies(
     done = [c for c in w.wait_settled(g["id"]) if c["state"] == "complete"]
     m1 = manifest(w, first)
     assert all("image" in v and "backup" not in v for v in m1["volumes"]), m1["volumes"]
-    assert sorted(digests(m1)) == sorted(vm["volumes"])
+    # The volumes, and the root disk of the server (it boots from an image).
+    assert sorted(digests(m1)) == sorted([*vm["volumes"], f"root:{vm['id']}"])
     have = chunk_objects(w, g["id"])
     assert set(have) == {
         d for c in done for ds in digests(manifest(w, c)).values() for d in ds if d
@@ -183,9 +190,9 @@ def test_only_changed_chunks_travel_retention_collects_and_recovery_verifies(
     new = {d for ds in digests(m2).values() for d in ds if d} - before
     sent2 = sum(v["sent_bytes"] for v in second["volumes"].values())
     total2 = sum(
-        min(v["image"]["chunk_size"], v["image"]["size"] - i * v["image"]["chunk_size"])
-        for v in m2["volumes"]
-        for i, d in enumerate(v["image"]["chunks"])
+        min(img["chunk_size"], img["size"] - i * img["chunk_size"])
+        for img in copied_images(m2).values()
+        for i, d in enumerate(img["chunks"])
         if d
     )
     assert new, "the canary's writes changed no chunk"
@@ -194,7 +201,7 @@ def test_only_changed_chunks_travel_retention_collects_and_recovery_verifies(
     changed = 0
     for vid, ds in digests(m2).items():
         old = digests(m1)[vid]
-        img = next(v["image"] for v in m2["volumes"] if v["id"] == vid)
+        img = copied_images(m2)[vid]
         cs, size = img["chunk_size"], img["size"]
         changed += sum(
             min(cs, size - i * cs) for i, d in enumerate(ds) if d and (i >= len(old) or old[i] != d)
@@ -287,19 +294,136 @@ def test_only_changed_chunks_travel_retention_collects_and_recovery_verifies(
     assert third["captured_at"] < failure
 
 
+BLOCK = 64 << 10  # the simulator's block size
+
+
+def root_block(w: DrWorld, site: str, server_id: str, index: int) -> bytes:
+    return raw(w, "GET", f"/control/servers/{site}/{server_id}/disk/blocks/{index}")
+
+
+def guest_writes_root(w: DrWorld, server_id: str, index: int, data: bytes) -> dict[str, Any]:
+    """The guest of a server at east writes one block of its root disk (a running guest)."""
+    out: dict[str, Any] = json.loads(
+        raw(w, "PUT", f"/control/servers/east/{server_id}/disk/blocks/{index}", data)
+    )
+    return out
+
+
+def marker(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest() * (BLOCK // 32)
+
+
+def test_root_disk_writes_before_the_checkpoint_are_recovered_and_later_ones_are_not(
+    world: DrWorld,
+) -> None:
+    """A server booted from an image: its root disk (not the base image) is what recovers.
+
+    Guest writes to the root disk before a checkpoint are on the recovered server's
+    root disk; a write after it is not, and the write log says which writes fell in
+    the data-loss window.  A later checkpoint sends only the root-disk chunks that
+    changed.
+    """
+    w = world
+    vm = build_vm(w, "icroot", volumes=1, canary=None)
+    sid = vm["id"]
+    g = protect(w, "icroot", vm)
+    w.wait_settled(g["id"])
+    base_block = root_block(w, "east", sid, 3)  # a block of the base image (cirros, 1 MiB)
+    base4 = root_block(w, "east", sid, 4)
+    assert base_block != bytes(BLOCK) and base4 != bytes(BLOCK)
+    # Writes inside the base image's bytes and far past them (chunks 0, 3 and 6 of 1 MiB).
+    guest_writes_root(w, sid, 3, marker("A3"))
+    guest_writes_root(w, sid, 100, marker("A100"))
+    first = w.checkpoint(g["id"])
+    m1 = manifest(w, first)
+    (srv,) = m1["servers"]
+    assert srv["boot"]["from"] == "image" and srv["root_disk"]["method"] == "image-copy"
+    root = srv["root_disk"]["image"]
+    assert root["size"] == 101 * BLOCK, root["size"]  # the snapshot ends at the last write
+    assert {d for d in root["chunks"] if d} <= set(chunk_objects(w, g["id"]))
+    entry = first["volumes"][f"root:{sid}"]
+    assert entry["server_id"] == sid and entry["method"] == "image-copy"
+
+    # One more write, in chunk 3: the next checkpoint sends that chunk of the root disk only.
+    guest_writes_root(w, sid, 50, marker("A50"))
+    second = w.checkpoint(g["id"])
+    m2 = manifest(w, second)
+    r2 = next(s for s in m2["servers"])["root_disk"]["image"]
+    assert [
+        i for i, (a, b) in enumerate(zip(root["chunks"], r2["chunks"], strict=True)) if a != b
+    ] == [3]
+    assert second["volumes"][f"root:{sid}"]["sent_bytes"] == r2["chunk_size"]
+    vol = vm["volumes"][0]
+    assert second["volumes"][vol]["sent_bytes"] == 0  # the data volume did not change
+
+    # After the last checkpoint: an overwrite and a new block; both are lost with east.
+    after = [
+        guest_writes_root(w, sid, 3, marker("B3")),
+        guest_writes_root(w, sid, 120, marker("B120")),
+    ]
+    assert all(a["time"] >= second["captured_at"] for a in after)
+    e = w.sim.connect("east")
+    try:
+        left = [i.name for i in e.image.images() if (i.name or "").startswith("lr-")]
+    finally:
+        e.close()
+    assert left == [], left  # the root-disk snapshots at east are deleted once copied
+
+    lose_east(w)
+    run = w.api("west", "POST", "/v1/recovery", {"datacenter": "east", "declare_down": "east"})
+    final = w.wait_run(run["id"])
+    assert final["state"] == "done", (final["failed_steps"], final["error"])
+    rep = final["report"]
+    assert [x["checkpoint_id"] for x in rep["groups"]] == [second["id"]]
+    (booted,) = rep["servers"]
+    new_id = booted["server_id"]
+    c = w.sim.connect("west")
+    try:
+        server = c.compute.get_server(new_id)
+        assert server.status == "ACTIVE"
+        image = c.image.get_image(server.image["id"])
+        west_images = [i.name for i in c.image.images()]
+    finally:
+        c.close()
+    # It booted from its root disk's image (kept: Nova rebuilds its disk from it), not cirros.
+    assert image.name.startswith("icroot-root-"), image.name
+    assert [n for n in west_images if (n or "").startswith("lr-")] == []
+    assert root_block(w, "west", new_id, 3) == marker("A3")
+    assert root_block(w, "west", new_id, 50) == marker("A50")
+    assert root_block(w, "west", new_id, 100) == marker("A100")
+    assert root_block(w, "west", new_id, 120) == bytes(BLOCK)  # written after the checkpoint
+    assert root_block(w, "west", new_id, 4) == base4  # the base image's bytes, unwritten
+    # The write log's root-disk writes: those up to the recovery point are on the disk, the
+    # ones after it (the data-loss window) are not.
+    log = w.ctl("GET", f"/control/writelog?kind=disk-write&instance={sid}")["entries"]
+    kept = [e["data"]["block"] for e in log if e["time"] <= second["captured_at"]]
+    lost = [e["data"]["block"] for e in log if e["time"] > second["captured_at"]]
+    assert kept == [3, 100, 50] and lost == [3, 120], log
+
+
 @pytest.mark.slow
 def test_checkpoint_survives_a_kill_at_the_image_and_mid_copy(world: DrWorld) -> None:
-    """Killed right after the image was made, then after the second new chunk landed:
-    no second image, and the copy resumes (chunks already sent do not travel again)."""
+    """Killed right after the volume's image was made, after the root disk's snapshot was
+    made, and after the second new chunk of either copy landed: no second image, and the
+    copy resumes (chunks already sent do not travel again)."""
     w = world
     vm = vm_with_canary(w, "ick", volumes=1)
     g = protect(w, "ick", vm)
     first = [c for c in w.wait_settled(g["id"]) if c["state"] == "complete"][-1]
     vid = vm["volumes"][0]
-
-    for hook in ("after_cloud_call@capture", "after_cloud_call@copy:0#2"):
+    root = f"root:{vm['id']}"
+    # The step each hook kills in, and which copy it interrupts (None: the capture).
+    hooks = {
+        "after_cloud_call@capture": None,  # the volume's image
+        "after_cloud_call@copy:0#2": vid,
+        "after_cloud_call@capture#2": None,  # the root disk's snapshot (Nova createImage)
+        "after_cloud_call@copy-root:0#2": root,
+    }
+    for n, (hook, cut) in enumerate(hooks.items()):
         t0 = w.now()
         until("more writes", lambda t0=t0: w.now() - t0 >= 10)
+        for b in (20, 40, 60):  # the guest writes its root disk: three chunks change
+            guest_writes_root(w, vm["id"], b, marker(f"{n}-{b}"))
         before = set(chunk_objects(w, g["id"]))
         w.ctls["east"].stop()
         ctl = w.start("east", kill_at=hook)
@@ -315,25 +439,28 @@ def test_checkpoint_survives_a_kill_at_the_image_and_mid_copy(world: DrWorld) ->
             ours = [i for i in e.image.images() if (i.name or "").startswith(f"lr-{cp['id'][:12]}")]
         finally:
             e.close()
-        assert ours == [], [i.name for i in ours]  # one image made, and deleted after the copy
+        # One image per copy made (a second one would be left over), deleted after the copy.
+        assert ours == [], [i.name for i in ours]
         m = manifest(w, done)
         stored = chunk_objects(w, g["id"])
-        assert {d for d in m["volumes"][0]["image"]["chunks"] if d} <= set(stored)
-        entry = done["volumes"][vid]
-        new = {d for d in m["volumes"][0]["image"]["chunks"] if d} - before
-        # The image's last chunk is short when the data ends inside it: count stored sizes.
-        new_bytes = sum(stored[d] for d in new)
-        if hook.startswith("after_cloud_call@copy"):
-            # Two chunks landed before the kill; the replay sent only the others.
-            assert len(new) > 2
-            landed_first = new_bytes - entry["sent_bytes_last_attempt"]
-            pairs = {stored[a] + stored[b] for a, b in itertools.combinations(sorted(new), 2)}
-            assert landed_first in pairs, (entry, landed_first, new)
-        else:
-            assert entry["sent_bytes"] == entry["sent_bytes_last_attempt"] == new_bytes, (
-                entry,
-                new,
-            )
+        for key, chunks in digests(m).items():
+            assert {d for d in chunks if d} <= set(stored), key
+            entry = done["volumes"][key]
+            new = {d for d in chunks if d} - before
+            # The image's last chunk is short when the data ends inside it: count stored sizes.
+            new_bytes = sum(stored[d] for d in new)
+            if key == cut:
+                # Two chunks landed before the kill; the replay sent only the others.
+                assert len(new) > 2, (key, new)
+                landed_first = new_bytes - entry["sent_bytes_last_attempt"]
+                pairs = {stored[a] + stored[b] for a, b in itertools.combinations(sorted(new), 2)}
+                assert landed_first in pairs, (key, entry, landed_first, new)
+            else:
+                # Every new chunk travelled once over all attempts (the other copy runs
+                # beside the one the hook cuts, so it may have been cut too, and resumed).
+                assert entry["sent_bytes"] == new_bytes, (hook, key, entry, new)
+                assert entry["sent_bytes_last_attempt"] <= new_bytes, (hook, key, entry)
+        assert len(digests(m)[root]) >= 4  # the root disk's chunks are in the manifest
     assert first["state"] == "complete"
 
 
@@ -352,8 +479,9 @@ def settled_or_dead(w: DrWorld, ctl: Serve) -> str | None:
 
 @pytest.mark.slow
 def test_recovery_from_chunks_survives_a_kill_at_each_cloud_create(world: DrWorld) -> None:
-    """West's controller killed right after the cloud accepted the image, the volume, the port,
-    the server: one of each, the image deleted, the data verified."""
+    """West's controller killed right after the cloud accepted the volume's image, the root
+    disk's image, the volume, the port, the server: one of each, the volume's image deleted,
+    the server booted from its root disk's image, the data verified."""
     w = world
     vm = vm_with_canary(w, "ickr", volumes=1)
     g = protect(w, "ickr", vm)
@@ -371,9 +499,9 @@ def test_recovery_from_chunks_survives_a_kill_at_each_cloud_create(world: DrWorl
             break
         assert ctl.wait_dead() == -9
         kills += 1
-        assert kills <= 4, "more kills than cloud creates"
+        assert kills <= 5, "more kills than cloud creates"
         w.start("west", kill_at="after_cloud_call", wait_lead=False)
-    assert kills >= 3, kills
+    assert kills >= 4, kills
     (run,) = w.api("west", "GET", "/v1/recovery/runs")["runs"]
     final = w.wait_run(run["id"])
     assert final["state"] == "done", (final["failed_steps"], final["error"])
@@ -386,9 +514,12 @@ def test_recovery_from_chunks_survives_a_kill_at_each_cloud_create(world: DrWorl
             if v.metadata.get("liferaft_source") == vm["volumes"][0]
         ]
         images = [i.name for i in c.image.images() if (i.name or "").startswith("lr-")]
+        roots = [i.id for i in c.image.images() if (i.name or "").startswith("ickr-root-")]
+        (srv,) = [s for s in c.compute.servers() if s.name == "ickr"]
     finally:
         c.close()
     assert servers["ickr"] == 1, servers
+    assert roots == [srv.image["id"]], (roots, srv.image)
     assert len(volumes) == 1 and volumes[0].status == "in-use", volumes
     assert images == [], images
     verify_restored(w, vm, final["report"], cp["captured_at"])

@@ -18,6 +18,9 @@ Steps (each idempotent; cloud creates are found by their run/step tag on replay)
 * ``manifest``: the signed manifest, written to the recovery site's object
   store next to the data; the checkpoint becomes ``complete``;
 * ``cleanup``: the snapshots at the protected site are deleted;
+* with ``method: image-copy`` the capture makes images instead (of the
+  volumes, and of the root disks of servers booted from an image), copied
+  by ``copy:<i>`` and ``copy-root:<j>`` steps (:mod:`.image_copy`);
 * ``retention``: older checkpoints are pruned (:mod:`.retention`).
 """
 
@@ -244,9 +247,14 @@ async def capture(deps: ProtectionDeps, ctx: StepContext) -> dict[str, Any]:
         captured_at = deps.clock.now()
         made: list[Snapshot] = []
         images: dict[str, str] | None = None
+        roots: dict[str, str] = {}
         if p.get("method") == image_copy.METHOD:
-            # Point-in-time images of the volumes instead of snapshots, in the same window.
+            # Point-in-time images of the volumes instead of snapshots, in the same window,
+            # and of the servers' root disks (the guests' writes there, not the base image).
             images = await image_copy.take_images(ctx, cloud, p)
+            roots = await image_copy.take_root_images(
+                ctx, cloud, p, ctx.results["describe"]["servers"]
+            )
         for i, v in enumerate(p["volumes"] if images is None else []):
             vid = v["id"]
             find, create = _snapshot_fns(cloud, vid)
@@ -281,6 +289,7 @@ async def capture(deps: ProtectionDeps, ctx: StepContext) -> dict[str, Any]:
             "captured_at": captured_at,
             "consistency": consistency,
             "images": images,
+            "root_images": roots,
             "order": order,
         }
     return {
@@ -365,6 +374,14 @@ def build_manifest(p: dict[str, Any], results: dict[str, Any], now: float) -> di
     inv = results["describe"]
     cap = results["capture"]
     backups = results["export"] if "export" in results else image_copy.volume_entries(p, results)
+    roots = image_copy.root_entries(p, results) if "export" not in results else {}
+    servers = [
+        # The copied root disk (chunk list) recovery boots from instead of the base image.
+        {**s, "root_disk": {"method": image_copy.METHOD, "image": roots[s["id"]]["image"]}}
+        if s["id"] in roots
+        else s
+        for s in inv["servers"]
+    ]
     vols = []
     for v in p["volumes"]:
         d = dict(inv["volumes"][v["id"]])
@@ -392,7 +409,7 @@ def build_manifest(p: dict[str, Any], results: dict[str, Any], now: float) -> di
         "captured_at": cap["captured_at"],
         "consistency": cap["consistency"],
         "quiesce_order": cap["order"],
-        "servers": inv["servers"],
+        "servers": servers,
         "volumes": vols,
         **{k: inv.get(k, []) for k in ACCESS_KEYS},
         "written_at": now,
@@ -417,6 +434,10 @@ async def write_manifest(deps: ProtectionDeps, ctx: StepContext) -> dict[str, An
             vid: image_copy.catalog_entry(e)
             for vid, e in image_copy.volume_entries(p, ctx.results).items()
         }
+        volumes |= {
+            image_copy.root_key(sid): {**image_copy.catalog_entry(e), "server_id": sid}
+            for sid, e in image_copy.root_entries(p, ctx.results).items()
+        }
     deps.catalog.update_checkpoint(
         p["checkpoint_id"],
         state="complete",
@@ -430,7 +451,10 @@ async def write_manifest(deps: ProtectionDeps, ctx: StepContext) -> dict[str, An
 async def cleanup(deps: ProtectionDeps, ctx: StepContext) -> list[str]:
     cloud = deps.cloud(ctx.params["site"])
     if "images" in ctx.results["capture"]:
-        return await image_copy.delete_images(cloud, ctx.results["capture"]["images"])
+        cap = ctx.results["capture"]
+        return await image_copy.delete_images(
+            cloud, {**cap["images"], **cap.get("root_images", {})}
+        )
     snaps = list(ctx.results["capture"]["snapshots"].values())
     for sid in snaps:
         await cloud.delete_snapshot(sid)
@@ -463,7 +487,14 @@ def build(deps: ProtectionDeps, params: dict[str, Any]) -> WorkflowDef:
             StepDef(c, bind(image_copy.copy, i), depends_on=("capture",), site=site)
             for i, c in enumerate(copies)
         ]
-        steps.append(StepDef("manifest", bind(write_manifest), depends_on=copies or ("capture",)))
+        roots = tuple(image_copy.root_step(i) for i in range(len(params["servers"])))
+        steps += [
+            StepDef(r, bind(image_copy.copy_root, i), depends_on=("capture",), site=site)
+            for i, r in enumerate(roots)
+        ]
+        steps.append(
+            StepDef("manifest", bind(write_manifest), depends_on=(*copies, *roots) or ("capture",))
+        )
     else:
         steps += [
             StepDef(_vol_key(i), bind(backup, i), depends_on=("capture",), site=site)

@@ -1,4 +1,4 @@
-"""The image-copy method (OPNFV method 2, ORBIT's default): volume images as content-addressed chunks.
+"""The image-copy method (OPNFV method 2, ORBIT's default): disk images as content-addressed chunks.
 
 At each checkpoint, inside the capture's quiesce window, every protected
 volume is uploaded to an image at the protected site (Cinder's
@@ -18,6 +18,14 @@ unwritten parts of a sparse volume) are neither hashed nor stored.  The
 manifest records, per volume, the image's size, the chunk size and the
 ordered chunk list (``""`` for a zero chunk); recovery assembles the image
 from it (:mod:`liferaft.recovery.image_restore`).
+
+Servers' root disks go the same way: in the same window, every protected
+server that boots from an image gets a Nova ``createImage`` snapshot of its
+local disk (what the guest wrote, not only the base image it started
+from), and one ``copy-root:<j>`` step per server copies it like a volume's
+image into the same chunk store (the base image's chunks are shared, only
+changed chunks travel).  The manifest records the chunk list in the
+server's entry (``root_disk``); recovery boots the server from it.
 
 Chunks are named per group so that one group's retention owns its chunks:
 :func:`collect_garbage` deletes the chunks that no kept manifest of the
@@ -43,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from liferaft.clouds.model import Image
 from liferaft.clouds.port import Cloud
+from liferaft.engine.cloudsteps import cloud_tag
 from liferaft.engine.executor import StepContext
 from liferaft.engine.idempotency import IdempotencyTag
 from liferaft.errors import RetryLater
@@ -89,6 +98,10 @@ def referenced(manifest: dict[str, Any]) -> set[str]:
     out: set[str] = set()
     for v in manifest.get("volumes", []):
         img = v.get("image")
+        if img:
+            out.update(d for d in img.get("chunks", []) if d)
+    for srv in manifest.get("servers", []):
+        img = (srv.get("root_disk") or {}).get("image")
         if img:
             out.update(d for d in img.get("chunks", []) if d)
     return out
@@ -146,27 +159,92 @@ async def take_images(ctx: StepContext, cloud: Cloud, params: dict[str, Any]) ->
     return images
 
 
+def root_image_name(checkpoint_id: str, index: int) -> str:
+    return f"lr-{checkpoint_id[:12]}-r{index}"
+
+
+def boots_from_image(server: dict[str, Any]) -> bool:
+    """Whether a described server's root disk is a local disk made from an image."""
+    return (server.get("boot") or {}).get("from") == "image"
+
+
+async def take_root_images(
+    ctx: StepContext, cloud: Cloud, params: dict[str, Any], described: list[dict[str, Any]]
+) -> dict[str, str]:
+    """Snapshot the root disk of every protected server that boots from an image (Nova's
+    ``createImage``, a point-in-time copy of the disk as the guest wrote it); server id ->
+    image id.  A server that boots from a volume is skipped: its root disk is a volume.
+
+    The image is tagged (its properties) and named after the checkpoint and the server's
+    index, so a replay finds it by name and makes no second one.
+    """
+    by_id = {s["id"]: s for s in described}
+    images: dict[str, str] = {}
+    for i, m in enumerate(params["servers"]):
+        sid = m["id"]
+        if not boots_from_image(by_id.get(sid, {})):
+            continue
+
+        async def find(t: IdempotencyTag) -> Image | None:
+            return await cloud.find_image(t.name)
+
+        async def create(t: IdempotencyTag, sid: str = sid) -> Image:
+            return await cloud.create_server_image(sid, name=t.name, tag=cloud_tag(t))
+
+        img: Image = await ctx.ensure_created(
+            kind="image",
+            name=root_image_name(params["checkpoint_id"], i),
+            find=find,
+            create=create,
+            cloud_id=_image_id,
+            site=cloud.site,
+        )
+        images[sid] = img.id
+    return images
+
+
 def _image_id(i: Image) -> str:
     return i.id
 
 
-# -- copy:<i> ----------------------------------------------------------------------
+# -- copy:<i>, copy-root:<i> ------------------------------------------------------
 async def copy(deps: ProtectionDeps, ctx: StepContext, index: int) -> dict[str, Any]:
     """Copy one volume's image to the recovery site as chunks; only missing chunks travel."""
+    vid = ctx.params["volumes"][index]["id"]
+    image_id = ctx.results["capture"]["images"][vid]
+    out = await copy_image(deps, ctx, image_id, what=f"volume {vid}")
+    return {"volume_id": vid, **out}
+
+
+async def copy_root(deps: ProtectionDeps, ctx: StepContext, index: int) -> dict[str, Any]:
+    """Copy one server's root-disk snapshot like a volume's image (same chunks, same dedup).
+
+    A server without a root-disk image (it boots from a volume) has nothing to copy.
+    """
+    sid = ctx.params["servers"][index]["id"]
+    image_id = ctx.results["capture"].get("root_images", {}).get(sid)
+    if image_id is None:
+        return {"server_id": sid, "image_id": None}
+    out = await copy_image(deps, ctx, image_id, what=f"the root disk of server {sid}")
+    return {"server_id": sid, **out}
+
+
+async def copy_image(
+    deps: ProtectionDeps, ctx: StepContext, image_id: str, *, what: str
+) -> dict[str, Any]:
+    """Copy one image of the protected site to the recovery site as chunks (the step's work)."""
     from .checkpoint import wait_until
 
     p = ctx.params
     src = deps.cloud(p["site"])
     dst = deps.cloud(p["recovery_site"])
-    vid = p["volumes"][index]["id"]
-    image_id = ctx.results["capture"]["images"][vid]
     chunk_size = int(p.get("chunk_size") or CHUNK_SIZE)
     img = await wait_until(
         deps.clock,
         lambda: src.get_image(image_id),
         lambda i: i.status == "active",
         failed=lambda i: i.status in ("killed", "deleted"),
-        what=f"{src.site}: image {image_id} of volume {vid}",
+        what=f"{src.site}: image {image_id} of {what}",
         poll=deps.poll,
         timeout=deps.timeout,
     )
@@ -211,7 +289,6 @@ async def copy(deps: ProtectionDeps, ctx: StepContext, index: int) -> dict[str, 
         if d and chunk_object(group, d) in made
     )
     return {
-        "volume_id": vid,
         "image_id": image_id,
         "image": {
             "container": deps.container,
@@ -302,6 +379,31 @@ def volume_entries(params: dict[str, Any], results: dict[str, Any]) -> dict[str,
             "sent_bytes_last_attempt": r["sent_bytes_this_attempt"],
         }
     return out
+
+
+def root_step(index: int) -> str:
+    return f"copy-root:{index}"
+
+
+def root_entries(params: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+    """Per server whose root disk was copied: what the manifest and the catalog record."""
+    out: dict[str, Any] = {}
+    for i, m in enumerate(params["servers"]):
+        r = results.get(root_step(i))
+        if not r or r.get("image_id") is None:
+            continue
+        out[m["id"]] = {
+            "method": METHOD,
+            "image": r["image"],
+            "sent_bytes": r["sent_bytes"],
+            "sent_bytes_last_attempt": r["sent_bytes_this_attempt"],
+        }
+    return out
+
+
+def root_key(server_id: str) -> str:
+    """The key of a server's root disk among a checkpoint's catalog ``volumes`` records."""
+    return f"root:{server_id}"
 
 
 def catalog_entry(entry: dict[str, Any]) -> dict[str, Any]:

@@ -54,7 +54,9 @@ class CloudQuiescer:
 
     async def _settle(self, cloud: Cloud, server_id: str, what: str) -> None:
         start = self.clock.now()
-        while (await cloud.get_server(server_id)).task_state is not None:
+        # Only the quiesce's own task state is waited out: a root-disk snapshot taken in the
+        # window may still be uploading (task ``image_uploading``) after the thaw.
+        while (await cloud.get_server(server_id)).task_state in ("quiescing", "unquiescing"):
             if self.clock.now() - start > self.timeout:
                 raise RetryLater(f"{cloud.site}: {what} of server {server_id} is still running")
             await self.clock.sleep(self.poll)

@@ -6,6 +6,8 @@ site's cloud.  Steps::
 
     capacity ─┬ restore:<g>:<v> ...  (import the backup record, make a tagged
               │                       volume, restore the backup into it)
+              ├ root:<g>:<s> ...     (image-copy: the server's copied root disk as an
+              │                       image, :mod:`.image_restore`)
               ├ keypairs, secgroups:<g>, servergroups:<g>  (:mod:`.groundwork`)
               ├ ports:<g>:<s> ...    (same fixed IPs and MACs, network mapped by name;
               │                       after secgroups:<g>, in the recreated groups)
@@ -225,6 +227,8 @@ async def boot(deps: RecoveryDeps, ctx: StepContext, gi: int, si: int) -> dict[s
     image_id = boot_volume = None
     if srv["boot"]["from"] == "volume":
         boot_volume = restored[srv["boot"]["volume_id"]]
+    elif srv.get("root_disk"):  # image-copy: the guest's root disk as of the checkpoint
+        image_id = ctx.results[_root_step(gi, si)]["image_id"]
     else:
         image_id = resolved(
             ctx.params, "images", srv["boot"].get("image_name") or srv["boot"]["image_id"]
@@ -252,6 +256,15 @@ async def boot(deps: RecoveryDeps, ctx: StepContext, gi: int, si: int) -> dict[s
         timeout=deps.timeout,
     )
     return {"source": srv["id"], "server_id": server.id, "name": srv["name"]}
+
+
+def _root_step(gi: int, si: int) -> str:
+    return f"root:{_gk(gi)}:s{si}"
+
+
+async def root(deps: RecoveryDeps, ctx: StepContext, gi: int, si: int) -> dict[str, Any]:
+    srv = ctx.params["groups"][gi]["manifest"]["servers"][si]
+    return await image_restore.restore_root_disk(deps, ctx, srv, key=f"{_gk(gi)}s{si}")
 
 
 def _data_volumes(srv: dict[str, Any]) -> list[dict[str, Any]]:
@@ -406,6 +419,11 @@ def build(deps: RecoveryDeps, params: dict[str, Any]) -> WorkflowDef:
         return f"{'attach' if _data_volumes(s) else 'boot'}:{_gk(gi)}:s{si}"
 
     for gi, si, s in servers:
+        if s.get("root_disk") and s["boot"]["from"] == "image":  # image-copy's root disk
+            steps.append(
+                StepDef(_root_step(gi, si), bind(root, gi, si), depends_on=("capacity",), site=site)
+            )
+    for gi, si, s in servers:
         tier = int(s.get("tier", 0))
         lower = [t for t in tiers if t < tier]
         prev = (
@@ -428,6 +446,7 @@ def build(deps: RecoveryDeps, params: dict[str, Any]) -> WorkflowDef:
                     "keypairs",
                     f"servergroups:{_gk(gi)}",
                     *boots,
+                    *((_root_step(gi, si),) if s.get("root_disk") else ()),
                     *prev,
                 ),
                 site=site,

@@ -14,6 +14,17 @@ The ``restore:<g>:<v>`` step of such a volume:
    available, then deletes the image (it served its purpose).
 
 A replay that finds the volume made skips the image.
+
+A server whose root disk the checkpoint copied (the manifest's server
+entry has ``root_disk``: it booted from an image, and Nova's
+``createImage`` snapshot of its disk was copied as chunks) gets a
+``root:<g>:<s>`` step (:func:`restore_root_disk`): the chunks are
+assembled and uploaded to an image the same way, and the server boots from
+that image instead of the mapped base image, so its root disk holds what
+the guest had written at the checkpoint.  That image is kept: it is the
+recovered server's image (Nova rebuilds the server's disk from it on an
+evacuation); a test run's cleanup deletes it with the run's other
+resources.
 """
 
 from __future__ import annotations
@@ -136,3 +147,46 @@ async def restore_from_chunks(
         await cloud.delete_image(made)
     ctx.note(volume=vol["id"], restored_as=target.id, from_chunks=len(vol["image"]["chunks"]))
     return {"source": vol["id"], "volume_id": target.id, "image_id": image_id, "restored": True}
+
+
+def root_image_name(srv: dict[str, Any], key: str, workflow_id: str) -> str:
+    """The recovered server's root-disk image: named after the server, unique to the run."""
+    return f"{srv['name'] or srv['id'][:8]}-root-{key}-{workflow_id[:12]}"
+
+
+async def restore_root_disk(
+    deps: RecoveryDeps, ctx: StepContext, srv: dict[str, Any], *, key: str
+) -> dict[str, Any]:
+    """The ``root:<g>:<s>`` step: the server's copied root disk as an active image to boot from."""
+    cloud = deps.cloud
+    disk = srv["root_disk"]["image"]
+    name = root_image_name(srv, key, ctx.workflow_id)
+
+    async def find(t: IdempotencyTag) -> Image | None:
+        found = await cloud.find_image(t.name)
+        if found is not None and found.status == "queued":
+            await cloud.delete_image(found.id)  # an upload that broke off: no data behind it
+            return None
+        return found
+
+    async def create(t: IdempotencyTag) -> Image:
+        # Assembled only when the image is not there yet (a replay after the upload skips it).
+        with tempfile.TemporaryDirectory(prefix="liferaft-root-") as tmp:
+            path = Path(tmp) / "root.raw"
+            await assemble(cloud, disk, path)
+            return await cloud.upload_image(name=t.name, tag=cloud_tag(t), data=path)
+
+    img: Image = await ctx.ensure_created(
+        kind="image", name=name, find=find, create=create, cloud_id=_image_id, site=cloud.site
+    )
+    img = await wait_until(
+        deps.clock,
+        lambda: cloud.get_image(img.id),
+        lambda x: x.status == "active",
+        failed=lambda x: x.status in ("killed", "deleted"),
+        what=f"{cloud.site}: root-disk image {img.id} of server {srv['name']}",
+        poll=deps.poll,
+        timeout=deps.timeout,
+    )
+    ctx.note(server=srv["id"], root_image=img.id, from_chunks=len(disk["chunks"]))
+    return {"source": srv["id"], "image_id": img.id, "size": int(disk["size"])}

@@ -153,8 +153,8 @@ class _Checker:
         looked: set[str] = set()  # one lookup per image, not per server
         for subject, s in servers:
             boot = s.get("boot") or {}
-            if boot.get("from") != "image":
-                continue
+            if boot.get("from") != "image" or s.get("root_disk"):
+                continue  # a copied root disk (image-copy) boots from its own image
             name, iid = boot.get("image_name"), boot.get("image_id")
             src = str(name or iid or "")
             target = _mapped(self.mappings, "images", name, iid)

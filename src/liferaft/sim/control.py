@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from . import canary_api, faults, heartbeat, links_api, replication_api, volume_control
 from .bmc import control as bmc_control
+from .compute import disk_control
 from .http import ApiError, error_response, json_response, read_json
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ def control_app(server: SimServer) -> Starlette:
     ]
     routes += links_api.routes(server)
     routes += volume_control.routes(server)
+    routes += disk_control.routes(server)
     routes += replication_api.routes(server)
     routes += canary_api.routes(server)
     routes += bmc_control.routes(server)

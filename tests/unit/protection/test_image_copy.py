@@ -131,3 +131,60 @@ def test_garbage_collection_deletes_nothing_while_busy_or_when_a_manifest_is_ref
     assert asyncio.run(ic.collect_garbage(deps, params, busy=False)) == []
     before[name] = store.objects[name]
     assert store.objects == before
+
+
+def test_referenced_includes_the_servers_copied_root_disks() -> None:
+    doc = {
+        "volumes": [{"image": {"chunks": ["a"]}}],
+        "servers": [
+            {"id": "s1", "root_disk": {"method": "image-copy", "image": {"chunks": ["r", ""]}}},
+            {"id": "s2", "boot": {"from": "volume"}},
+        ],
+    }
+    assert ic.referenced(doc) == {"a", "r"}
+
+
+def _copied(sent: int) -> dict[str, object]:
+    img = {"container": "c", "prefix": "chunks/g/", "size": 5, "chunk_size": 4, "chunks": ["x", ""]}
+    return {"image_id": "i", "image": img, "sent_bytes": sent, "sent_bytes_this_attempt": sent}
+
+
+def test_the_manifest_and_catalog_record_each_copied_root_disk() -> None:
+    """A server whose root disk was copied carries its chunk list in the manifest (what
+    recovery boots from); a server that boots from a volume has none; the catalog keeps
+    the copy's figures under ``root:<server>`` beside the volumes."""
+    from liferaft.protection.checkpoint import build_manifest
+
+    params = {
+        "checkpoint_id": "cp1",
+        "group_id": "g",
+        "group_name": "g",
+        "site": "east",
+        "recovery_site": "west",
+        "policy": "p",
+        "chain_id": "cp1",
+        "servers": [{"id": "s1"}, {"id": "s2"}],
+        "volumes": [{"id": "v1"}],
+    }
+    results = {
+        "describe": {
+            "servers": [
+                {"id": "s1", "boot": {"from": "image", "image_id": "cirros"}},
+                {"id": "s2", "boot": {"from": "volume", "volume_id": "v1"}},
+            ],
+            "volumes": {"v1": {"id": "v1", "attachments": []}},
+        },
+        "capture": {"captured_at": 10.0, "consistency": "crash-consistent", "order": []},
+        "copy:0": {"volume_id": "v1", **_copied(4)},
+        "copy-root:0": {"server_id": "s1", **_copied(3)},
+        "copy-root:1": {"server_id": "s2", "image_id": None},
+    }
+    doc = build_manifest(params, results, 11.0)
+    s1, s2 = doc["servers"]
+    assert s1["root_disk"] == {"method": "image-copy", "image": results["copy-root:0"]["image"]}
+    assert "root_disk" not in s2
+    assert ic.referenced(doc) == {"x"}
+    roots = ic.root_entries(params, results)
+    assert list(roots) == ["s1"] and roots["s1"]["sent_bytes"] == 3
+    assert ic.root_key("s1") == "root:s1" and ic.root_step(0) == "copy-root:0"
+    assert ic.boots_from_image(s1) and not ic.boots_from_image(s2)

@@ -200,3 +200,17 @@ def test_key_pairs_that_clash_or_cannot_be_made_are_problems() -> None:
     assert "key pair ops: west has a key pair 'ops' with another public key" in text
     assert "key pair lost: its public key was not readable at east" in text
     assert len(chk.problems) == 2 and chk.needs["compute.key_pairs"] == 1
+
+
+def test_a_server_with_a_copied_root_disk_needs_no_base_image_here() -> None:
+    """Image-copy copied the server's root disk: it boots from that, so a base image that
+    west lacks is not a problem (the other server, without one, still needs its image)."""
+    copied = {
+        **server("db", "m1.small", image="ubuntu"),
+        "root_disk": {"method": "image-copy", "image": {"chunks": [], "size": 0}},
+    }
+    chk = check(West(), [group("g1", [copied], [])])
+    assert chk.ok, chk.problems
+    assert "ubuntu" not in chk.resolved["images"]
+    chk = check(West(), [group("g1", [copied, server("app", "m1.small", image="ubuntu")], [])])
+    assert [p.kind for p in chk.problems] == ["mapping"], chk.problems

@@ -251,15 +251,20 @@ def quiesce(state: ComputeState, server: Server, ctx: Ctx) -> None:
 
 def unquiesce(state: ComputeState, server: Server, ctx: Ctx) -> None:
     check_lock(server, ctx)
-    check_state(server, "unquiesce", ("active",))
+    # A snapshot taken while frozen is uploading (``createImage``'s point in time is taken at
+    # once): the guest may be thawed meanwhile, and the upload's task state stays.
+    check_state(server, "unquiesce", ("active",), (None, "image_uploading"))
     if not server.quiesced:
         raise ApiError(409, f"Instance {server.id} is not quiesced.")
     act = state.record_action(server, "unquiesce", ctx)
-    server.task_state = "unquiescing"
+    if server.task_state is None:
+        server.task_state = "unquiescing"
     state.touch(server)
 
     def done(s: Server) -> None:
-        s.quiesced, s.task_state = False, None
+        s.quiesced = False
+        if s.task_state == "unquiescing":
+            s.task_state = None
         state.touch(s)
         state.finish_action(act)
         state.site.world.writelog.record(
