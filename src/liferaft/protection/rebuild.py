@@ -125,6 +125,16 @@ def _volume_record(v: dict[str, Any]) -> dict[str, Any]:
     return {k: b.get(k) for k in ("backup_id", "incremental", "size_gb", "object_count")}
 
 
+def _volume_records(doc: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's ``volumes`` records from its manifest, image-copy's root disks included
+    (under ``root:<server id>``, as the checkpoint workflow records them)."""
+    out = {v["id"]: _volume_record(v) for v in doc["volumes"]}
+    for s in doc.get("servers", []):
+        if s.get("root_disk"):
+            out[f"root:{s['id']}"] = {**_volume_record(s["root_disk"]), "server_id": s["id"]}
+    return out
+
+
 def _restore_group(
     catalog: Catalog,
     source: str,
@@ -193,7 +203,7 @@ def _restore_group(
                 completed_at=doc.get("written_at"),
                 parent_id=doc.get("parent_id"),
                 consistency=doc.get("consistency"),
-                volumes={v["id"]: _volume_record(v) for v in doc["volumes"]},
+                volumes=_volume_records(doc),
                 manifest={"site": source, "container": container, "object": name},
             )
         )

@@ -188,3 +188,18 @@ def test_the_manifest_and_catalog_record_each_copied_root_disk() -> None:
     assert list(roots) == ["s1"] and roots["s1"]["sent_bytes"] == 3
     assert ic.root_key("s1") == "root:s1" and ic.root_step(0) == "copy-root:0"
     assert ic.boots_from_image(s1) and not ic.boots_from_image(s2)
+
+
+def test_catalog_rebuild_records_copied_root_disks_beside_the_volumes() -> None:
+    from liferaft.protection.rebuild import _volume_records
+
+    img = {"size": 5, "chunk_size": 4, "chunks": ["x", ""]}
+    doc = {
+        "volumes": [{"id": "v1", "image": img}],
+        "servers": [
+            {"id": "s1", "root_disk": {"method": "image-copy", "image": img}},
+            {"id": "s2", "boot": {"from": "volume"}},
+        ],
+    }
+    rec = {"method": "image-copy", "size": 5, "chunks": 2}
+    assert _volume_records(doc) == {"v1": rec, "root:s1": {**rec, "server_id": "s1"}}
