@@ -32,15 +32,18 @@ import random
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tests.support.sim import SimProcess
 
 from liferaft.ha.simdrive import SimDrive, settings_for
 
 ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 FAULTS = [
     "host-power-loss",
     "host-mgmt-isolation",
@@ -79,6 +82,20 @@ def safety(sim: SimProcess) -> dict[str, int]:
     }
 
 
+def waited(sim: SimProcess, fn: Callable[[], T]) -> T:
+    """Run one blocking cloud call, moving a stepped clock past its simulated API latency."""
+    with ThreadPoolExecutor(max_workers=1) as ex:
+        fut = ex.submit(fn)
+        while True:
+            try:
+                return fut.result(timeout=0.005)
+            except TimeoutError:
+                pass
+            c = sim.control("GET", "/control/clock")
+            if c.get("waiting_calls") and c.get("next_call_at") is not None:
+                sim.advance(max(float(c["next_call_at"]) - float(c["now"]), 0.0) + 1e-6)
+
+
 def boot_on(sim: SimProcess, per_host: dict[str, int], *, step: float = 30.0) -> list[str]:
     """Boot servers pinned to hosts (``nova:HOST``) and move the clock until all are ACTIVE.
 
@@ -88,7 +105,7 @@ def boot_on(sim: SimProcess, per_host: dict[str, int], *, step: float = 30.0) ->
     """
     conn = sim.connect("east")
     try:
-        image = conn.image.find_image("cirros", ignore_missing=False)
+        image = waited(sim, lambda: conn.image.find_image("cirros", ignore_missing=False))
         for host, n in per_host.items():
             if n <= 0:
                 continue
@@ -103,13 +120,16 @@ def boot_on(sim: SimProcess, per_host: dict[str, int], *, step: float = 30.0) ->
                     "max_count": n,
                 }
             }
-            r = conn.compute.post("/servers", json=body, microversion="2.37")
+            r = waited(
+                sim, lambda b=body: conn.compute.post("/servers", json=b, microversion="2.37")
+            )
             if r.status_code >= 400:
                 raise RuntimeError(f"boot on {host}: {r.status_code} {r.text}")
 
         def listed(**params: str) -> list[dict[str, Any]]:
             q = {"all_tenants": "1", "limit": "1000", **params}
-            return list(conn.compute.get("/servers/detail", params=q).json()["servers"])
+            r = waited(sim, lambda: conn.compute.get("/servers/detail", params=q))
+            return list(r.json()["servers"])
 
         for _ in range(400):
             sim.advance(step)

@@ -18,7 +18,7 @@ import itertools
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -31,6 +31,8 @@ from liferaft.store import Store, Workflow, sqlite_url
 
 from .notifiers import Notifier
 from .service import HaService
+
+T = TypeVar("T")
 
 
 class _CountingPool(ThreadPoolExecutor):
@@ -167,7 +169,7 @@ class SimDrive:
         asyncio.get_running_loop().set_default_executor(self.pool)
         if not self.leadership.try_acquire():
             raise RuntimeError("the test controller could not take the leadership")
-        await self.service.start()
+        await self.drive(self.service.start())
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
@@ -200,14 +202,59 @@ class SimDrive:
             )
             self.clock._set(float(res.get("now", t)))
 
-    async def idle(self) -> None:
-        """Wait (real time) until nothing the controller started is still running."""
-        quiet = 0
+    async def idle(self, task: asyncio.Future[Any] | None = None) -> float | None:
+        """Wait (real time) until the controller can only go on once the clock moves.
+
+        That is when nothing it started is still running, or when every call
+        in flight sleeps out its simulated API latency inside the simulator
+        (``waiting_calls`` of ``GET /control/clock``) -- or, for a call queued
+        behind another's client lock (openstacksdk authenticates once per
+        connection), when some do and nothing has moved for a while.  Returns
+        the simulator's next call wake-up (``None`` when no call waits), or
+        ``None`` as soon as ``task`` is done.
+        """
+        quiet = busy = stable = 0
+        nxt: float | None = None
+        last: tuple[int, int] | None = None
         while quiet < 3:
             await asyncio.sleep(0.002)
-            quiet = quiet + 1 if self.pool.pending == 0 else 0
+            if task is not None and task.done():
+                return None
+            if self.pool.pending == 0:
+                nxt, busy = None, 0
+                quiet += 1
+                continue
+            busy += 1
+            if busy < 5:  # a call that costs no simulated time is over in a few ms
+                quiet = 0
+                continue
+            c = await self.control("GET", "/control/clock")
+            waiting = int(c.get("waiting_calls", 0))
+            sig = (self.pool.pending, waiting)
+            stable = stable + 1 if sig == last else 0
+            last = sig
+            if waiting and (waiting >= self.pool.pending or stable >= 20):
+                nxt = c.get("next_call_at")
+                quiet += 1
+            else:
+                quiet = 0
+        return nxt
 
     # -- driving ------------------------------------------------------------------------
+    async def drive(self, aw: Awaitable[T]) -> T:
+        """Await ``aw`` (which may make cloud calls), moving the clock past their API latency."""
+        task = asyncio.ensure_future(aw)
+        while not task.done():
+            sim_next = await self.idle(task)
+            if task.done():
+                break
+            cands = [t for t in (sim_next, self.clock.next_wake()) if t is not None]
+            if not cands:
+                await asyncio.sleep(0.01)  # running, not waiting on the clock yet
+                continue
+            await self.advance_to(max(min(cands), self.clock.now() + 0.001))
+        return task.result()
+
     async def run_until(
         self,
         done: Callable[[], bool | Awaitable[bool]],
@@ -215,29 +262,40 @@ class SimDrive:
         max_seconds: float = 3600.0,
         max_step: float = 5.0,
     ) -> float:
-        """Tick the HA service and move the clock until ``done()``; returns the simulated time."""
+        """Tick the HA service and move the clock until ``done()``; returns the simulated time.
+
+        A tick runs as a task beside the clock: with the profile's API latency
+        its cloud calls finish only once the clock has moved past their wake-up.
+        """
         deadline = self.clock.now() + max_seconds
-        while True:
-            await self.idle()
-            if not self.leadership.renew():
-                raise RuntimeError("the test controller lost its lease")
-            res = done()
-            if res if isinstance(res, bool) else await res:
-                return self.clock.now()
-            now = self.clock.now()
-            if now >= self._next_tick:
-                self._next_tick = now + self.service.settings.poll_interval
-                self.ticks += 1
-                await self.service.tick()
-                await self.idle()
-                continue
-            if now >= deadline:
-                raise TimeoutError(f"not done after {max_seconds:g} simulated seconds")
-            wake = self.clock.next_wake()
-            target = min(
-                x for x in (wake, self._next_tick, now + max_step, deadline) if x is not None
-            )
-            await self.advance_to(max(target, now + 0.001))
+        tick: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                sim_next = await self.idle(tick)
+                if tick is not None and tick.done():
+                    tick.result()  # a tick that raised fails the run
+                    tick = None
+                    continue
+                if not self.leadership.renew():
+                    raise RuntimeError("the test controller lost its lease")
+                res = done()
+                if tick is None and (res if isinstance(res, bool) else await res):
+                    return self.clock.now()
+                now = self.clock.now()
+                if tick is None and now >= self._next_tick:
+                    self._next_tick = now + self.service.settings.poll_interval
+                    self.ticks += 1
+                    tick = asyncio.ensure_future(self.service.tick())
+                    continue
+                if now >= deadline:
+                    raise TimeoutError(f"not done after {max_seconds:g} simulated seconds")
+                wake = self.clock.next_wake()
+                cands = (wake, sim_next, self._next_tick, now + max_step, deadline)
+                target = min(x for x in cands if x is not None)
+                await self.advance_to(max(target, now + 0.001))
+        finally:
+            if tick is not None and not tick.done():
+                tick.cancel()
 
     def workflow(self, host: str) -> Workflow | None:
         from liferaft.store import ha as hastore
