@@ -100,6 +100,7 @@ still valid.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -171,6 +172,8 @@ def separated_windows(trace: WindowTrace, gap_s: float) -> list[int]:
 
 #: A group's exact cover cost is computed only when a plain cover could gain this much.
 _SKIP_GAIN = 0.01
+#: The cover's cells hold at most 1/_COVER_CELLS of the group's bytes in the span.
+_COVER_CELLS = 400.0
 
 #: Classes also split groups by their shortest window, so a few short windows
 #: in one group do not switch the boundary refinement off for the others.
@@ -481,20 +484,28 @@ def group_need(g: BoundGroup, a: float, x: float, length: float) -> float:
         t += length
     if (1.0 - f) * s + f * upper_m <= best * (1.0 + _SKIP_GAIN):
         return best
-    return max(best, (1.0 - f) * s + f * cover_cost(tr, a, x, length, min(step, length)))
+    cover = cover_cost(tr, a, x, length, step, s / _COVER_CELLS)
+    return max(best, (1.0 - f) * s + f * cover)
 
 
-def cover_cost(trace: WindowTrace, a: float, x: float, length: float, step: float) -> float:
+def cover_cost(
+    trace: WindowTrace,
+    a: float,
+    x: float,
+    length: float,
+    step: float,
+    cell_bytes: float | None = None,
+) -> float:
     r"""A lower bound on ``min sum M(piece)`` over partitions of ``(a, x]`` into pieces ``<= length``.
 
     ``M`` is the largest single window's contribution to a piece
     (:mod:`liferaft.logic.dirty`). The argument, with ``delta = step``:
 
-    1. *Nodes*: ``a + k delta`` up to ``x`` and every window boundary in
-       ``(a, x)``; ``X`` the last node ``<= x``. Truncating a partition of
-       ``(a, x]`` at ``X`` gives one of ``(a, X]`` that costs no more (``M``
-       grows with the interval), so a bound for ``(a, X]`` holds for ``(a, x]``.
-       Every cell (between consecutive nodes) lies inside one window or gap.
+    1. *Nodes*: ``a``, ``x``, every window boundary in ``(a, x)``, and
+       between them equal cells no longer than ``delta`` and, given
+       ``cell_bytes``, holding no more bytes than that (heavy windows get
+       finer cells, as the loss below is counted in cell bytes). Every cell
+       (between consecutive nodes) lies inside one window or gap.
     2. *Fewest pieces*: take a partition within any ``eps`` of the infimum
        and with the fewest pieces among those; two consecutive pieces add up
        to more than ``length`` (else merging them is admissible and, ``M``
@@ -524,19 +535,26 @@ def cover_cost(trace: WindowTrace, a: float, x: float, length: float, step: floa
     """
     if x <= a or length <= 0 or step <= 0:
         return 0.0
+    step = min(step, length)
     st, en = trace.starts, trace.ends
-    pts = [a + k * step for k in range(int((x - a) / step + 1e-9) + 1)]
     lo_w = max(0, bisect.bisect_right(st, a) - 1)
     hi_w = bisect.bisect_left(st, x)
+    bps = {a, x}
     for k in range(lo_w, min(hi_w + 1, len(st))):
         for p in (st[k], en[k]):
             if a < p < x:
-                pts.append(p)
-    pts.sort()
-    nodes = [pts[0]]
-    for p in pts[1:]:
-        if p - nodes[-1] > 1e-9:
-            nodes.append(p)
+                bps.add(p)
+    edges = sorted(bps)
+    nodes = [a]
+    for p, q in itertools.pairwise(edges):
+        if q - p <= 1e-9:
+            continue
+        k = math.ceil((q - p) / step - 1e-9)
+        if cell_bytes is not None and cell_bytes > 0:
+            k = max(k, math.ceil(trace.summed(p, q) / cell_bytes - 1e-9))
+        k = max(1, k)
+        nodes.extend(p + (q - p) * i / k for i in range(1, k))
+        nodes.append(q)
     n = len(nodes) - 1  # cells
     if n <= 0:
         return 0.0
