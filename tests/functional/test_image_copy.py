@@ -13,14 +13,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.drcontroller import MANUAL, DrWorld, Serve, build_vm, until
+from tests.support.drcontroller import MANUAL, DrWorld, build_vm, until
+from tests.support.kills import Recovered, count_recovered, recover_through_kills
 
 pytestmark = pytest.mark.timeout(900)
 RATE = 4.0  # canary writes per simulated second
@@ -466,19 +466,6 @@ def test_checkpoint_survives_a_kill_at_the_image_and_mid_copy(world: DrWorld) ->
     assert first["state"] == "complete"
 
 
-def settled_or_dead(w: DrWorld, ctl: Serve) -> str | None:
-    if not ctl.alive():
-        return "dead"
-    try:
-        runs = w.call("west", "GET", "/v1/recovery/runs").json()["runs"]
-        if not runs:
-            return None
-        state = w.call("west", "GET", f"/v1/recovery/runs/{runs[0]['id']}").json()["state"]
-    except Exception:
-        return "dead" if not ctl.alive() else None
-    return "settled" if state in ("done", "failed", "cancelled") else None
-
-
 @pytest.mark.slow
 def test_recovery_from_chunks_survives_a_kill_at_each_cloud_create(world: DrWorld) -> None:
     """West's controller killed right after the cloud accepted the volume's image, the root
@@ -490,36 +477,26 @@ def test_recovery_from_chunks_survives_a_kill_at_each_cloud_create(world: DrWorl
     cp = [c for c in w.wait_settled(g["id"]) if c["state"] == "complete"][-1]
     lose_east(w)
 
-    w.ctls["west"].stop()
-    w.start("west", kill_at="after_cloud_call")
-    w.post_once("west", "/v1/recovery", {"datacenter": "east", "declare_down": "east"})
-    kills = 0
-    while True:
-        ctl = w.ctls["west"]
-        got = until("west to die or settle the run", lambda ctl=ctl: settled_or_dead(w, ctl))
-        if got == "settled":
-            break
-        assert ctl.wait_dead() == -9
-        kills += 1
-        assert kills <= 5, "more kills than cloud creates"
-        w.start("west", kill_at="after_cloud_call", wait_lead=False)
-    assert kills >= 4, kills
-    (run,) = w.api("west", "GET", "/v1/recovery/runs")["runs"]
-    final = w.wait_run(run["id"])
-    assert final["state"] == "done", (final["failed_steps"], final["error"])
-    c = w.sim.connect("west")
-    try:
-        servers = Counter(s.name for s in c.compute.servers())
-        volumes = [
-            v
-            for v in c.block_storage.volumes()
-            if v.metadata.get("liferaft_source") == vm["volumes"][0]
-        ]
-        images = [i.name for i in c.image.images() if (i.name or "").startswith("lr-")]
-        roots = [i.id for i in c.image.images() if (i.name or "").startswith("ickr-root-")]
-        (srv,) = [s for s in c.compute.servers() if s.name == "ickr"]
-    finally:
-        c.close()
+    def made(_run: dict[str, Any]) -> tuple[Recovered, list[str], Any]:
+        c = w.sim.connect("west")
+        try:
+            roots = [i.id for i in c.image.images() if (i.name or "").startswith("ickr-root-")]
+            (srv,) = [s for s in c.compute.servers() if s.name == "ickr"]
+        finally:
+            c.close()
+        return count_recovered(w, "ickr", vm["volumes"][0]), roots, srv
+
+    got = recover_through_kills(
+        w,
+        lambda: w.post_once("west", "/v1/recovery", {"datacenter": "east", "declare_down": "east"}),
+        "after_cloud_call",
+        made,
+        max_kills=5,
+    )
+    assert got.kills >= 4, got.kills
+    final = got.run
+    made_here, roots, srv = got.resources
+    servers, volumes, images = made_here.servers, made_here.volumes, made_here.images
     assert servers["ickr"] == 1, servers
     assert roots == [srv.image["id"]], (roots, srv.image)
     assert len(volumes) == 1 and volumes[0].status == "in-use", volumes

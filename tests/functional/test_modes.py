@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.support.drcontroller import DrWorld, build_vm, until
+from tests.support.kills import count_recovered, recover_through_kills
 
 from .test_recovery import RATE, addresses, lose_east, protect
 from .test_recovery_access import PUBLIC_KEY
@@ -117,34 +118,6 @@ def run_resources(w: DrWorld, site: str, run_id: str) -> Counter[str]:
         c.close()
 
 
-def serve_until_settled(w: DrWorld, kill_at: str, settled: Any, *, max_kills: int) -> int:
-    """West armed at ``kill_at`` (re-armed after each death) until ``settled()``; the kills."""
-    kills = 0
-    while True:
-        ctl = w.ctls["west"]
-
-        def done_or_dead(ctl: Any = ctl) -> str | None:
-            if not ctl.alive():
-                return "dead"
-            try:
-                return "settled" if settled() else None
-            except Exception:
-                return "dead" if not ctl.alive() else None
-
-        got = until("west to die or settle", done_or_dead)
-        if got == "settled":
-            return kills
-        assert ctl.wait_dead() == -9
-        kills += 1
-        assert kills <= max_kills, f"more kills than expected at {kill_at}"
-        w.start("west", kill_at=kill_at, wait_lead=False)
-
-
-def run_state(w: DrWorld, run_id: str) -> str | None:
-    state: str = w.api("west", "GET", f"/v1/recovery/runs/{run_id}")["state"]
-    return state
-
-
 @pytest.mark.slow
 def test_test_mode_isolated_production_untouched_then_cleaned_up(world: DrWorld) -> None:
     w = world
@@ -157,23 +130,17 @@ def test_test_mode_isolated_production_untouched_then_cleaned_up(world: DrWorld)
 
     # West dies right after each create of the isolate step (the network, its subnet) and
     # is started again, armed again, until the run settles: no second network or subnet.
-    w.ctls["west"].stop()
-    w.start("west", kill_at="after_cloud_call@isolate")
-    started = w.post_once("west", "/v1/recovery", {"datacenter": "east", "mode": "test"})
-    runs: list[str] = []
-
-    def settled() -> bool:
-        rs = w.api("west", "GET", "/v1/recovery/runs")["runs"]
-        if rs:
-            runs[:] = [rs[0]["id"]]
-        return bool(rs) and run_state(w, rs[0]["id"]) in ("done", "failed", "paused")
-
-    kills = serve_until_settled(w, "after_cloud_call@isolate", settled, max_kills=4)
-    assert kills == 2, kills  # the network copy, then its subnet copy
-    run_id = runs[0]
-    assert started is None or started["id"] == run_id
-    final = w.wait_run(run_id)
-    assert final["state"] == "done", (final["failed_steps"], final["error"])
+    got = recover_through_kills(
+        w,
+        lambda: w.post_once("west", "/v1/recovery", {"datacenter": "east", "mode": "test"}),
+        "after_cloud_call@isolate",
+        lambda run: run_resources(w, "west", run["id"]),
+        max_kills=4,
+    )
+    assert got.kills == 2, got.kills  # the network copy, then its subnet copy
+    final = got.run
+    run_id = got.run_id
+    assert got.started is None or got.started["id"] == run_id
     assert final["mode"] == "test" and final["declared_down"] is None
     rep = final["report"]
     assert rep["servers_recovered"] == 2 and rep["volumes_recovered"] == 2
@@ -201,7 +168,7 @@ def test_test_mode_isolated_production_untouched_then_cleaned_up(world: DrWorld)
         ]
     finally:
         c.close()
-    assert run_resources(w, "west", run_id) == Counter(
+    assert got.resources == Counter(
         server=2, volume=2, port=2, network=1, subnet=1, security_group=1, server_group=1, keypair=1
     )
 
@@ -504,36 +471,21 @@ def test_planned_run_survives_a_kill_at_each_cloud_create(world: DrWorld) -> Non
     vm = build_vm(w, "kp", volumes=1, canary="single", rate=RATE)
     g = protect(w, vm, [])
     assert w.wait_settled(g["id"])[-1]["state"] == "complete"
-    w.ctls["west"].stop()
-    w.start("west", kill_at="after_cloud_call")
-    w.post_once("west", "/v1/recovery", {"datacenter": "east", "mode": "planned"})
-    runs: list[str] = []
 
-    def settled() -> bool:
-        rs = w.api("west", "GET", "/v1/recovery/runs")["runs"]
-        if rs:
-            runs[:] = [rs[0]["id"]]
-        return bool(rs) and run_state(w, rs[0]["id"]) in ("done", "failed", "paused")
-
-    kills = serve_until_settled(w, "after_cloud_call", settled, max_kills=6)
-    assert kills >= 4, kills
-    final = w.wait_run(runs[0])
-    assert final["state"] == "done", (final["failed_steps"], final["error"])
+    got = recover_through_kills(
+        w,
+        lambda: w.post_once("west", "/v1/recovery", {"datacenter": "east", "mode": "planned"}),
+        "after_cloud_call",
+        lambda _run: count_recovered(w, "kp", vm["volumes"][0]),
+        max_kills=6,
+    )
+    assert got.kills >= 4, got.kills
+    final = got.run
     rep = final["report"]
     assert rep["servers_recovered"] == 1 and rep["volumes_recovered"] == 1
 
-    sync = f"{runs[0]}-sync-0"
-    c = w.sim.connect("west")
-    try:
-        servers = Counter(s.name for s in c.compute.servers())
-        volumes = [
-            v
-            for v in c.block_storage.volumes()
-            if v.metadata.get("liferaft_source") == vm["volumes"][0]
-        ]
-        ports = Counter(p.name for p in c.network.ports() if (p.name or "").startswith("kp-"))
-    finally:
-        c.close()
+    sync = f"{got.run_id}-sync-0"
+    servers, volumes, ports = got.resources.servers, got.resources.volumes, got.resources.ports
     assert servers["kp"] == 1, servers
     assert len(volumes) == 1 and volumes[0].status == "in-use", volumes
     assert ports == Counter({"kp-p0": 1}), ports

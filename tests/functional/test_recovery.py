@@ -15,18 +15,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.support.drcontroller import (
     MANUAL,
-    SETTLED,
     ApiError,
     DrWorld,
-    Serve,
     build_vm,
     until,
 )
+from tests.support.kills import count_recovered, recover_through_kills
 
 pytestmark = pytest.mark.timeout(600)
 RATE = 2.0  # canary writes per simulated second
@@ -88,19 +86,6 @@ def manifest_object(w: DrWorld, name: str, data: bytes | None = None) -> bytes:
         return bytes(c.object_store.download_object(name, container=w.container))
     finally:
         c.close()
-
-
-def settled_or_dead(w: DrWorld, ctl: Serve) -> str | None:
-    if not ctl.alive():
-        return "dead"
-    try:
-        runs = w.call("west", "GET", "/v1/recovery/runs").json()["runs"]
-        if not runs:
-            return None
-        state = w.call("west", "GET", f"/v1/recovery/runs/{runs[0]['id']}").json()["state"]
-    except httpx.TransportError:
-        return "dead" if not ctl.alive() else None
-    return "settled" if state in SETTLED else None
 
 
 def plan(w: DrWorld) -> dict[str, Any]:
@@ -235,37 +220,17 @@ def test_recovery_survives_a_kill_at_each_cloud_create(world: DrWorld) -> None:
     # Armed to die right after the next cloud create (a volume, a port or a server, whichever
     # comes first); every restart is armed again, until the run settles.  A create that was
     # in flight beside the one that killed it is adopted by the replay, not made again.
-    w.ctls["west"].stop()
-    w.start("west", kill_at="after_cloud_call")
-    w.post_once("west", "/v1/recovery", {"datacenter": "east", "declare_down": "east"})
-    kills = 0
-    while True:
-        ctl = w.ctls["west"]
-        got = until("west to die or settle the run", lambda ctl=ctl: settled_or_dead(w, ctl))
-        if got == "settled":
-            assert ctl.alive()
-            break
-        assert ctl.wait_dead() == -9
-        kills += 1
-        assert kills <= 3, "more kills than cloud creates"
-        # Not waited on to lead: it may resume the run and die before it is seen leading.
-        w.start("west", kill_at="after_cloud_call", wait_lead=False)
-    assert kills >= 2, kills
-    (run,) = w.api("west", "GET", "/v1/recovery/runs")["runs"]
-    final = w.wait_run(run["id"])
-    assert final["state"] == "done", (final["failed_steps"], final["error"])
-
-    c = w.sim.connect("west")
-    try:
-        servers = Counter(s.name for s in c.compute.servers())
-        volumes = [
-            v
-            for v in c.block_storage.volumes()
-            if v.metadata.get("liferaft_source") == vm["volumes"][0]
-        ]
-        ports = Counter(p.name for p in c.network.ports() if (p.name or "").startswith("kr-"))
-    finally:
-        c.close()
+    got = recover_through_kills(
+        w,
+        lambda: w.post_once("west", "/v1/recovery", {"datacenter": "east", "declare_down": "east"}),
+        "after_cloud_call",
+        lambda _run: count_recovered(w, "kr", vm["volumes"][0]),
+        max_kills=3,
+    )
+    assert got.alive_at_settle
+    assert got.kills >= 2, got.kills
+    final = got.run
+    servers, volumes, ports = got.resources.servers, got.resources.volumes, got.resources.ports
     assert servers["kr"] == 1, servers
     assert len(volumes) == 1 and volumes[0].status == "in-use", volumes
     assert ports == Counter({"kr-p0": 1}), ports

@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.support.drcontroller import MANUAL, DrWorld, Serve, until
+from tests.support.drcontroller import MANUAL, DrWorld, until
+from tests.support.kills import recover_through_kills
 
 pytestmark = pytest.mark.timeout(900)
 _BLOB = b"\x00\x00\x00\x0bssh-ed25519" + b"\x00\x00\x00\x20" + bytes(range(32))
@@ -93,19 +93,6 @@ def build(w: DrWorld) -> dict[str, Any]:
         c.close()
 
 
-def settled_or_dead(w: DrWorld, ctl: Serve) -> str | None:
-    if not ctl.alive():
-        return "dead"
-    try:
-        runs = w.call("west", "GET", "/v1/recovery/runs").json()["runs"]
-        if not runs:
-            return None
-        state = w.call("west", "GET", f"/v1/recovery/runs/{runs[0]['id']}").json()["state"]
-    except httpx.TransportError:
-        return "dead" if not ctl.alive() else None
-    return "settled" if state in ("done", "failed", "paused", "cancelled") else None
-
-
 @pytest.mark.slow
 def test_key_pairs_security_groups_server_groups_rebuilt_once_despite_kills(
     world: DrWorld,
@@ -144,26 +131,18 @@ def test_key_pairs_security_groups_server_groups_rebuilt_once_despite_kills(
 
     # West dies right after each cloud create of the run (key pair, security group, each rule,
     # server group, volume, ports, servers); each restart is armed again until the run settles.
-    w.ctls["west"].stop()
-    w.start("west", kill_at="after_cloud_call")
-    w.post_once("west", "/v1/recovery", {"datacenter": "east", "declare_down": "east"})
-    kills = 0
-    while True:
-        ctl = w.ctls["west"]
-        got = until("west to die or settle the run", lambda ctl=ctl: settled_or_dead(w, ctl))
-        if got == "settled":
-            break
-        assert ctl.wait_dead() == -9
-        kills += 1
-        assert kills <= 20, "more kills than cloud creates"
-        w.start("west", kill_at="after_cloud_call", wait_lead=False)
+    got = recover_through_kills(
+        w,
+        lambda: w.post_once("west", "/v1/recovery", {"datacenter": "east", "declare_down": "east"}),
+        "after_cloud_call",
+        lambda run: None,  # the access resources are checked one by one below
+        max_kills=20,
+    )
     # key pair, security group, its 3 own rules (Neutron made the egress ones), server group,
     # the volume, 2 ports, 2 servers: at least one kill each (a create in flight beside the
     # one that killed may land on the same attempt).
-    assert kills >= 6, kills
-    (run,) = w.api("west", "GET", "/v1/recovery/runs")["runs"]
-    final = w.wait_run(run["id"])
-    assert final["state"] == "done", (final["failed_steps"], final["error"])
+    assert got.kills >= 6, got.kills
+    final = got.run
 
     c = w.sim.connect("west")
     try:

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.drcontroller import ApiError, DrWorld, Serve, build_vm, until
+from tests.support.drcontroller import ApiError, DrWorld, build_vm, until
+from tests.support.kills import count_recovered, recover_through_kills
 
 pytestmark = pytest.mark.timeout(600)
 RATE = 2.0  # canary transactions per simulated second
@@ -266,21 +267,6 @@ def test_replicated_group_recovered_from_its_replicas_at_their_last_applied_writ
     assert check["consistent"], check
 
 
-def settled_or_dead(w: ReplWorld, ctl: Serve) -> str | None:
-    import httpx
-
-    if not ctl.alive():
-        return "dead"
-    try:
-        runs = w.call("west", "GET", "/v1/recovery/runs").json()["runs"]
-        if not runs:
-            return None
-        state = w.call("west", "GET", f"/v1/recovery/runs/{runs[0]['id']}").json()["state"]
-    except httpx.TransportError:
-        return "dead" if not ctl.alive() else None
-    return "settled" if state in ("done", "failed", "paused", "cancelled") else None
-
-
 @pytest.mark.slow
 def test_recovery_survives_a_kill_after_the_manage_and_each_create(world: ReplWorld) -> None:
     """West's controller killed right after the cloud accepted the manage, the port, the server."""
@@ -291,36 +277,17 @@ def test_recovery_survives_a_kill_after_the_manage_and_each_create(world: ReplWo
     until("the replica to be applied", lambda: replication(w, vm["volumes"][0])["last_applied"])
     lose_east(w)
 
-    w.ctls["west"].stop()
-    w.start("west", kill_at="after_cloud_call")
-    w.post_once("west", "/v1/recovery", {"datacenter": "east", "declare_down": "east"})
-    kills = 0
-    while True:
-        ctl = w.ctls["west"]
-        got = until("west to die or settle the run", lambda ctl=ctl: settled_or_dead(w, ctl))
-        if got == "settled":
-            assert ctl.alive()
-            break
-        assert ctl.wait_dead() == -9
-        kills += 1
-        assert kills <= 3, "more kills than cloud creates"
-        w.start("west", kill_at="after_cloud_call", wait_lead=False)
-    assert kills >= 2, kills
-    (run,) = w.api("west", "GET", "/v1/recovery/runs")["runs"]
-    final = w.wait_run(run["id"])
-    assert final["state"] == "done", (final["failed_steps"], final["error"])
-
-    c = w.sim.connect("west")
-    try:
-        servers = Counter(s.name for s in c.compute.servers())
-        volumes = [
-            v
-            for v in c.block_storage.volumes(details=True, all_projects=True)
-            if v.metadata.get("liferaft_source") == vm["volumes"][0]
-        ]
-        ports = Counter(p.name for p in c.network.ports() if (p.name or "").startswith("kr-"))
-    finally:
-        c.close()
+    got = recover_through_kills(
+        w,
+        lambda: w.post_once("west", "/v1/recovery", {"datacenter": "east", "declare_down": "east"}),
+        "after_cloud_call",
+        lambda _run: count_recovered(w, "kr", vm["volumes"][0]),
+        max_kills=3,
+    )
+    assert got.alive_at_settle
+    assert got.kills >= 2, got.kills
+    final = got.run
+    servers, volumes, ports = got.resources.servers, got.resources.volumes, got.resources.ports
     assert servers["kr"] == 1, servers
     assert len(volumes) == 1 and volumes[0].status == "in-use", volumes
     assert ports == Counter({"kr-p0": 1}), ports
