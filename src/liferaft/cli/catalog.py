@@ -6,7 +6,8 @@ from typing import Any
 
 import typer
 
-from .client import CloudOpt, ConfigOpt, JsonOpt, TokenOpt, UrlOpt, connect, handle_errors, output
+from .client import handle_errors
+from .options import Api, api_command
 
 app = typer.Typer(
     help="The protection catalog (groups, members, checkpoints).", no_args_is_help=True
@@ -34,13 +35,8 @@ def render(r: dict[str, Any]) -> str:
 
 
 @app.command("rebuild")
-def rebuild(
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@api_command
+def rebuild(api: Api) -> None:
     """Rebuild this site's groups, members and checkpoints from its recovery site's manifests.
 
     For a controller that lost its database: only the signed manifests in
@@ -48,7 +44,5 @@ def rebuild(
     so running it again changes nothing.
     """
     with handle_errors():
-        r = connect(url=url, token=token, cloud=cloud, config=config).post(
-            "/v1/catalog/rebuild", {}
-        )
-    output(r, as_json, render)
+        r = api.client().post("/v1/catalog/rebuild", {})
+    api.output(r, render)

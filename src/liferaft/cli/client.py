@@ -1,15 +1,10 @@
 """How CLI commands talk to a controller's API.
 
-A command takes the shared options below, builds an :class:`ApiClient` with
-:func:`connect`, and prints with :func:`output`; errors become one clear
-line on stderr and a non-zero exit, never a traceback::
-
-    @app.command()
-    def info(url: UrlOpt = None, token: TokenOpt = None, cloud: CloudOpt = None,
-             config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-        with handle_errors():
-            data = connect(url=url, token=token, cloud=cloud, config=config).get("/v1/info")
-        output(data, as_json, lambda d: f"site {d['site']} leader={d['leader']}")
+A command takes the shared options of :mod:`.options` (``--url``,
+``--token``, ``--os-cloud``, ``--config``, ``--json``) through
+:func:`~.options.api_command`, which builds an :class:`ApiClient` with
+:func:`connect` and prints with :func:`output`; errors become one clear line
+on stderr and a non-zero exit, never a traceback.
 
 Where the API and the token come from, first match wins:
 
@@ -28,7 +23,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
 import typer
@@ -38,32 +33,6 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from liferaft.errors import LiferaftError
 
 DEFAULT_URL = "http://127.0.0.1:8787"
-
-UrlOpt = Annotated[
-    str | None, typer.Option("--url", envvar="LIFERAFT_URL", help="The controller's API URL.")
-]
-TokenOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--token",
-        envvar="LIFERAFT_TOKEN",
-        help="A Keystone token (default: $OS_TOKEN, or one issued for --os-cloud).",
-    ),
-]
-CloudOpt = Annotated[
-    str | None,
-    typer.Option("--os-cloud", envvar="OS_CLOUD", help="clouds.yaml cloud to get a token from."),
-]
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        envvar="LIFERAFT_CONFIG",
-        help="A controller config file (for the API address and site).",
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 err_console = Console(stderr=True)
 

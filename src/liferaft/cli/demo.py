@@ -10,7 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .client import JsonOpt, fail
+from .client import fail
+from .options import JsonOpt
 
 
 def render(r: dict[str, Any]) -> str:

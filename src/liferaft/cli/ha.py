@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from .client import CloudOpt, ConfigOpt, JsonOpt, TokenOpt, UrlOpt, connect, handle_errors, output
+from .client import handle_errors
+from .options import Api, api_command
 
 app = typer.Typer(help="Compute-host HA: segments, hosts, events.", no_args_is_help=True)
 
@@ -56,107 +55,65 @@ def _events(d: dict[str, Any]) -> str:
     )
 
 
-def _show(
-    path: str,
-    render: Callable[[Any], str],
-    url: str | None,
-    token: str | None,
-    cloud: str | None,
-    config: Path | None,
-    as_json: bool,
-) -> None:
-    """GET one read-only HA resource and print it (text or --json)."""
-    with handle_errors():
-        output(connect(url=url, token=token, cloud=cloud, config=config).get(path), as_json, render)
-
-
 @app.command("status")
-def status(
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@api_command
+def status(api: Api) -> None:
     """Monitors, breaker, silent hosts."""
-    _show("/v1/ha/status", _status, url, token, cloud, config, as_json)
+    api.show("/v1/ha/status", _status)
 
 
 @app.command("segments")
-def segments(
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@api_command
+def segments(api: Api) -> None:
     """Failover segments."""
-    _show("/v1/ha/segments", _segments, url, token, cloud, config, as_json)
+    api.show("/v1/ha/segments", _segments)
 
 
 @app.command("hosts")
-def hosts(
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@api_command
+def hosts(api: Api) -> None:
     """Watched hosts and their lifecycle."""
-    _show("/v1/ha/hosts", _hosts, url, token, cloud, config, as_json)
+    api.show("/v1/ha/hosts", _hosts)
 
 
 @app.command("events")
+@api_command
 def events(
+    api: Api,
     after: Annotated[int, typer.Option(help="Only events after this id.")] = 0,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """HA events: failures, fences, evacuations, notifications, breaker."""
-    with handle_errors():
-        api = connect(url=url, token=token, cloud=cloud, config=config)
-        output(api.get("/v1/ha/events", after=after), as_json, _events)
+    api.show("/v1/ha/events", _events, after=after)
 
 
 @app.command("maintenance")
+@api_command
 def maintenance(
+    api: Api,
     host: Annotated[str, typer.Argument(help="The compute host.")],
     off: Annotated[bool, typer.Option("--off", help="Take the host out of maintenance.")] = False,
     reason: Annotated[str | None, typer.Option(help="Why, for the record.")] = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Put HOST in maintenance (no recovery while set), or take it out with --off."""
     with handle_errors():
-        api = connect(url=url, token=token, cloud=cloud, config=config)
-        row = api.post(f"/v1/ha/hosts/{host}/maintenance", {"on": not off, "reason": reason})
-        output(
+        client = api.client()
+        row = client.post(f"/v1/ha/hosts/{host}/maintenance", {"on": not off, "reason": reason})
+        api.output(
             row,
-            as_json,
             lambda r: f"{r['host']}: maintenance {'on' if r['maintenance'] else 'off'}",
         )
 
 
 @app.command("rejoin")
+@api_command
 def rejoin(
+    api: Api,
     host: Annotated[str, typer.Argument(help="The repaired compute host.")],
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Rejoin a repaired HOST: leftovers checked, service unforced and enabled."""
     with handle_errors():
-        api = connect(url=url, token=token, cloud=cloud, config=config)
-        output(
-            api.post(f"/v1/ha/hosts/{host}/rejoin"),
-            as_json,
+        client = api.client()
+        api.output(
+            client.post(f"/v1/ha/hosts/{host}/rejoin"),
             lambda r: f"{host}: rejoining ({r['workflow_id']})",
         )

@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from .client import CloudOpt, ConfigOpt, JsonOpt, TokenOpt, UrlOpt, connect, handle_errors, output
+from .options import Api, api_command
 
 app = typer.Typer(
     help="DR-Logic: RPO per group, compliance, the latest decisions.", no_args_is_help=True
@@ -99,14 +99,7 @@ def render(s: dict[str, Any]) -> str:
 
 
 @app.command("status")
-def status(
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@api_command
+def status(api: Api) -> None:
     """RPO per group, compliance, the latest decisions with reasons, the active logic."""
-    with handle_errors():
-        data = connect(url=url, token=token, cloud=cloud, config=config).get("/v1/logic/status")
-    output(data, as_json, render)
+    api.show("/v1/logic/status", render)

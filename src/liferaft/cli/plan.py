@@ -6,17 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .client import (
-    CloudOpt,
-    ConfigOpt,
-    JsonOpt,
-    TokenOpt,
-    UrlOpt,
-    connect,
-    fail,
-    handle_errors,
-    output,
-)
+from .client import fail, handle_errors
+from .options import Api, api_command
 
 app = typer.Typer(help="Recovery plans: check one before it is needed.", no_args_is_help=True)
 
@@ -42,15 +33,12 @@ def render(chk: dict[str, Any]) -> str:
 
 
 @app.command("check")
+@api_command
 def check(
+    api: Api,
     datacenter: Annotated[
         str, typer.Argument(help="The protected site a recovery here would recover.")
     ],
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """List every problem a recovery of DATACENTER at this controller's site would meet.
 
@@ -59,9 +47,7 @@ def check(
     Exit status 1 when there is a problem (warnings alone: 0).
     """
     with handle_errors():
-        chk = connect(url=url, token=token, cloud=cloud, config=config).get(
-            f"/v1/recovery/check/{datacenter}"
-        )
-    output(chk, as_json, render)
+        chk = api.client().get(f"/v1/recovery/check/{datacenter}")
+    api.output(chk, render)
     if not chk["ok"]:
         raise fail(f"the recovery plan of {datacenter} has {len(chk['problems'])} problem(s)")

@@ -6,16 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .client import (
-    CloudOpt,
-    ConfigOpt,
-    JsonOpt,
-    TokenOpt,
-    UrlOpt,
-    connect,
-    handle_errors,
-    output,
-)
+from .client import handle_errors
+from .options import Api, api_command
 
 group_app = typer.Typer(help="Protection groups: servers and volumes protected together.")
 policy_app = typer.Typer(help="Protection policies: RPO, retention, consistency, method.")
@@ -31,7 +23,9 @@ def _group_line(g: dict[str, Any]) -> str:
     )
 
 
+@api_command
 def protect_vm(
+    api: Api,
     server: Annotated[str, typer.Argument(help="Server id at the controller's site.")],
     policy: Annotated[str, typer.Option(help="Policy name.")] = "default",
     volumes: Annotated[
@@ -41,103 +35,70 @@ def protect_vm(
             help="Protect the volumes attached to the server with it (the default).",
         ),
     ] = True,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Protect one server (ORBIT's protect_vm) and its attached volumes: a group of its own."""
     with handle_errors():
-        g = connect(url=url, token=token, cloud=cloud, config=config).post(
+        g = api.client().post(
             "/v1/protect/servers", {"server": server, "policy": policy, "volumes": volumes}
         )
-    output(g, as_json, _group_line)
+    api.output(g, _group_line)
 
 
+@api_command
 def protect_volume(
+    api: Api,
     volume: Annotated[str, typer.Argument(help="Volume id at the controller's site.")],
     policy: Annotated[str, typer.Option(help="Policy name.")] = "default",
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Protect one volume (ORBIT's protect_volume)."""
     with handle_errors():
-        g = connect(url=url, token=token, cloud=cloud, config=config).post(
-            "/v1/protect/volumes", {"volume": volume, "policy": policy}
-        )
-    output(g, as_json, _group_line)
+        g = api.client().post("/v1/protect/volumes", {"volume": volume, "policy": policy})
+    api.output(g, _group_line)
 
 
 @group_app.command("create")
+@api_command
 def group_create(
+    api: Api,
     name: str,
     policy: Annotated[str, typer.Option(help="Policy name.")] = "default",
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Create an empty protection group."""
     with handle_errors():
-        g = connect(url=url, token=token, cloud=cloud, config=config).post(
-            "/v1/groups", {"name": name, "policy": policy}
-        )
-    output(g, as_json, _group_line)
+        g = api.client().post("/v1/groups", {"name": name, "policy": policy})
+    api.output(g, _group_line)
 
 
 @group_app.command("add")
+@api_command
 def group_add(
+    api: Api,
     group: str,
     resource: Annotated[str, typer.Argument(help="Server or volume id.")],
     volume: Annotated[bool, typer.Option("--volume", help="The id is a volume's.")] = False,
     tier: Annotated[int, typer.Option(help="Boot tier at recovery (lower first).")] = 0,
     rank: Annotated[int, typer.Option(help="Quiesce position (0: after the others).")] = 0,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Add a server (quiesced in the order added) or a volume (--volume) to a group."""
     body = {"kind": "volume" if volume else "server", "id": resource, "tier": tier, "rank": rank}
     with handle_errors():
-        g = connect(url=url, token=token, cloud=cloud, config=config).post(
-            f"/v1/groups/{group}/members", body
-        )
-    output(g, as_json, _group_line)
+        g = api.client().post(f"/v1/groups/{group}/members", body)
+    api.output(g, _group_line)
 
 
 @group_app.command("list")
-def group_list(
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@api_command
+def group_list(api: Api) -> None:
     """The protection groups of the controller's site."""
-    with handle_errors():
-        d = connect(url=url, token=token, cloud=cloud, config=config).get("/v1/groups")
-    output(d, as_json, lambda d: "\n".join(_group_line(g) for g in d["groups"]) or "no groups")
+    api.show("/v1/groups", lambda d: "\n".join(_group_line(g) for g in d["groups"]) or "no groups")
 
 
 @group_app.command("show")
-def group_show(
-    group: str,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@api_command
+def group_show(api: Api, group: str) -> None:
     """One group and its latest checkpoints."""
     with handle_errors():
-        g = connect(url=url, token=token, cloud=cloud, config=config).get(f"/v1/groups/{group}")
+        g = api.client().get(f"/v1/groups/{group}")
 
     def render(g: dict[str, Any]) -> str:
         cps = [
@@ -145,7 +106,7 @@ def group_show(
         ]
         return _group_line(g) + "\n" + ("\n".join(cps) or "  no checkpoints")
 
-    output(g, as_json, render)
+    api.output(g, render)
 
 
 def _policy_line(p: dict[str, Any]) -> str:
@@ -156,36 +117,23 @@ def _policy_line(p: dict[str, Any]) -> str:
 
 
 @policy_app.command("list")
-def policy_list(
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@api_command
+def policy_list(api: Api) -> None:
     """Every policy (``default`` exists from the start)."""
-    with handle_errors():
-        d = connect(url=url, token=token, cloud=cloud, config=config).get("/v1/policies")
-    output(d, as_json, lambda d: "\n".join(_policy_line(p) for p in d["policies"]))
+    api.show("/v1/policies", lambda d: "\n".join(_policy_line(p) for p in d["policies"]))
 
 
 @policy_app.command("show")
-def policy_show(
-    name: str,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@api_command
+def policy_show(api: Api, name: str) -> None:
     """One policy."""
-    with handle_errors():
-        d = connect(url=url, token=token, cloud=cloud, config=config).get(f"/v1/policies/{name}")
-    output(d, as_json, _policy_line)
+    api.show(f"/v1/policies/{name}", _policy_line)
 
 
 @policy_app.command("set")
+@api_command
 def policy_set(
+    api: Api,
     name: str,
     rpo: Annotated[float, typer.Option("--rpo", help="RPO target, seconds.")],
     interval: Annotated[float, typer.Option(help="Seconds between checkpoints.")],
@@ -200,11 +148,6 @@ def policy_set(
             help="snapshot-backup, image-copy or storage-replication (see docs/protection.md)."
         ),
     ] = "snapshot-backup",
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Create or replace a policy."""
     body = {
@@ -216,27 +159,20 @@ def policy_set(
         "method": method,
     }
     with handle_errors():
-        d = connect(url=url, token=token, cloud=cloud, config=config).request(
-            "PUT", f"/v1/policies/{name}", json=body
-        )
-    output(d, as_json, _policy_line)
+        d = api.client().request("PUT", f"/v1/policies/{name}", json=body)
+    api.output(d, _policy_line)
 
 
 @checkpoint_app.command("list")
+@api_command
 def checkpoint_list(
+    api: Api,
     group: Annotated[str | None, typer.Option(help="Only this group.")] = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Checkpoints, oldest first."""
     params = {"group": group} if group else {}
     with handle_errors():
-        d = connect(url=url, token=token, cloud=cloud, config=config).get(
-            "/v1/checkpoints", **params
-        )
+        d = api.client().get("/v1/checkpoints", **params)
 
     def render(d: dict[str, Any]) -> str:
         return (
@@ -248,7 +184,7 @@ def checkpoint_list(
             or "no checkpoints"
         )
 
-    output(d, as_json, render)
+    api.output(d, render)
 
 
 def register(app: typer.Typer) -> None:

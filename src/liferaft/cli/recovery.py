@@ -7,18 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .client import (
-    CloudOpt,
-    ConfigOpt,
-    JsonOpt,
-    TokenOpt,
-    UrlOpt,
-    connect,
-    fail,
-    handle_errors,
-    output,
-    progress,
-)
+from .client import fail, handle_errors, progress
+from .options import Api, api_command
 
 SETTLED = {"done", "failed", "cancelled", "paused", "rolled_back", "rollback_failed"}
 
@@ -48,7 +38,9 @@ def render(run: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@api_command
 def recovery(
+    api: Api,
     datacenter: Annotated[str, typer.Argument(help="The (failed) site to recover here.")],
     mode: Annotated[
         str,
@@ -69,28 +61,23 @@ def recovery(
         ),
     ] = None,
     wait: Annotated[bool, typer.Option(help="Follow the run until it settles.")] = True,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Recover DATACENTER at this controller's site from its newest verified checkpoints."""
     with handle_errors():
-        api = connect(url=url, token=token, cloud=cloud, config=config)
+        client = api.client()
         if cleanup and mode != "test":
             raise fail("--cleanup is for --mode test")
         body = {"datacenter": datacenter, "mode": mode, "declare_down": declare_down}
-        run = api.post("/v1/recovery", body)
+        run = client.post("/v1/recovery", body)
         if wait or cleanup:
             with progress(f"recovering {datacenter}", total=run["steps_total"]) as update:
                 while run["state"] not in SETTLED:
                     time.sleep(0.5)  # polling a remote API in real time
-                    run = api.get(f"/v1/recovery/runs/{run['id']}")
+                    run = client.get(f"/v1/recovery/runs/{run['id']}")
                     update(completed=run["steps_done"])
         if cleanup:
-            run = follow_cleanup(api, run)
-    output(run, as_json, render)
+            run = follow_cleanup(client, run)
+    api.output(run, render)
     if wait and run["state"] != "done":
         raise fail(f"recovery {run['id']} ended {run['state']}")
 
@@ -105,41 +92,34 @@ def follow_cleanup(api: Any, run: dict[str, Any]) -> dict[str, Any]:
     return run
 
 
+@api_command
 def recovery_cleanup(
+    api: Api,
     run_id: Annotated[str, typer.Argument(help="The test run whose resources to delete.")],
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Delete everything a test run made at this site (idempotent; resumes after a crash)."""
     with handle_errors():
-        api = connect(url=url, token=token, cloud=cloud, config=config)
-        run = follow_cleanup(api, {"id": run_id})
-    output(run, as_json, render)
+        client = api.client()
+        run = follow_cleanup(client, {"id": run_id})
+    api.output(run, render)
     if run["cleanup"]["state"] != "done":
         raise fail(f"cleanup of {run_id} ended {run['cleanup']['state']}")
 
 
+@api_command
 def recovery_runs(
+    api: Api,
     run_id: Annotated[str | None, typer.Argument(help="One run (default: every run).")] = None,
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Recovery runs at this site and their state (one run in detail)."""
     with handle_errors():
-        api = connect(url=url, token=token, cloud=cloud, config=config)
+        client = api.client()
         if run_id is not None:
-            output(api.get(f"/v1/recovery/runs/{run_id}"), as_json, render)
+            api.output(client.get(f"/v1/recovery/runs/{run_id}"), render)
             return
-        runs = api.get("/v1/recovery/runs")
-    output(
+        runs = client.get("/v1/recovery/runs")
+    api.output(
         runs,
-        as_json,
         lambda d: (
             "\n".join(
                 f"{r['id']}  {r['mode']:<8} {r['protected_site']} → {r['recovery_site']}"
@@ -150,22 +130,18 @@ def recovery_runs(
     )
 
 
+@api_command
 def reprotect(
+    api: Api,
     run_id: Annotated[str, typer.Argument(help="A finished disaster or planned run at this site.")],
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Protect what RUN recovered here (servers, volumes, order, tiers) towards the site it came
     from, and take a first checkpoint: then 'liferaft recovery HERE --mode failback' there."""
     with handle_errors():
-        api = connect(url=url, token=token, cloud=cloud, config=config)
-        d = api.post(f"/v1/recovery/runs/{run_id}/reprotect", {})
-    output(
+        client = api.client()
+        d = client.post(f"/v1/recovery/runs/{run_id}/reprotect", {})
+    api.output(
         d,
-        as_json,
         lambda d: "\n".join(
             f"group {g['name']}: {len(g['servers'])} servers, {len(g['volumes'])} volumes, "
             f"protected from {g['site']} to {g['recovery_site']}"
@@ -196,37 +172,26 @@ def render_sites(d: dict[str, Any]) -> str:
 
 
 @site_app.command("status")
-def site_status(
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@api_command
+def site_status(api: Api) -> None:
     """Quarantined sites: their old servers, stopped, locked and off their addresses."""
-    with handle_errors():
-        api = connect(url=url, token=token, cloud=cloud, config=config)
-        d = api.get("/v1/sites/quarantine")
-    output(d, as_json, render_sites)
+    api.show("/v1/sites/quarantine", render_sites)
 
 
 @site_app.command("release")
+@api_command
 def site_release(
+    api: Api,
     site: Annotated[str, typer.Argument(help="The quarantined site to release.")],
-    url: UrlOpt = None,
-    token: TokenOpt = None,
-    cloud: CloudOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Lift SITE's quarantine: its old servers are unlocked and their ports brought up (they stay
     stopped: start them yourself once their recovered copies are gone)."""
     with handle_errors():
-        api = connect(url=url, token=token, cloud=cloud, config=config)
-        run = api.post(f"/v1/sites/{site}/release", {})
+        client = api.client()
+        run = client.post(f"/v1/sites/{site}/release", {})
         while run["state"] not in SETTLED:
             time.sleep(0.5)  # polling a remote API in real time
-            run = api.get(f"/v1/recovery/runs/{run['id']}")
-    output(run, as_json, render)
+            run = client.get(f"/v1/recovery/runs/{run['id']}")
+    api.output(run, render)
     if run["state"] != "done":
         raise fail(f"release of {site} ended {run['state']}")
