@@ -26,6 +26,7 @@ off since it last came on) and ``GET /control/double-running``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -121,7 +122,8 @@ def boot_on(sim: SimProcess, per_host: dict[str, int], *, step: float = 30.0) ->
                 }
             }
             r = waited(
-                sim, lambda b=body: conn.compute.post("/servers", json=b, microversion="2.37")
+                sim,
+                functools.partial(conn.compute.post, "/servers", json=body, microversion="2.37"),
             )
             if r.status_code >= 400:
                 raise RuntimeError(f"boot on {host}: {r.status_code} {r.text}")
