@@ -24,6 +24,14 @@ a checkpoint is taken.  Per measured (incremental) checkpoint:
   whole image, every checkpoint) per wall-clock second of the checkpoint
   (image-copy), or the bytes sent per wall-clock second (snapshot-backup).
 
+For image-copy the server is protected too, so its root disk (booted from
+the ``cirros`` image) is copied as well: ``root_mib`` MiB of random bytes
+are written to it through the simulator's guest-write control API, and
+each round overwrites a quarter as many random blocks there.
+``image_copy.root_disk`` reports its own ``bytes_sent`` (the checkpoint's
+``root:<server>`` ``sent_bytes``), ``changed_bytes`` and ``ratio``; the
+headline figures stay the volume's (the throughput counts both images).
+
 The machine's limits, measured here: ``sha256_mb_s`` (hashlib over
 incompressible data in memory), ``disk_write_mb_s`` (a file written and
 fsynced) and ``disk_read_mb_s`` (read back; the page cache may serve it).
@@ -91,6 +99,12 @@ def put_block(w: DrWorld, vid: str, index: int, data: bytes) -> None:
     r.raise_for_status()
 
 
+def put_root_block(w: DrWorld, sid: str, index: int, data: bytes) -> None:
+    """The guest of server ``sid`` writes one block of its root disk."""
+    r = w.sim.http.put(f"/control/servers/east/{sid}/disk/blocks/{index}", content=data)
+    r.raise_for_status()
+
+
 def manifest(w: DrWorld, cp: dict[str, Any]) -> tuple[dict[str, Any], int]:
     c = w.sim.connect("west")
     try:
@@ -122,9 +136,19 @@ def run_method(
     w.api("east", "PUT", f"/v1/policies/{name}", policy)
     g = w.api("east", "POST", "/v1/groups", {"name": name, "policy": name})
     w.api("east", "POST", f"/v1/groups/{name}/members", {"kind": "volume", "id": vid})
+    sid = vm["id"]
+    root = method == "image-copy"
+    root_blocks = max(base_blocks // 4, 16)
+    if root:  # the server's root disk too: random bytes past the base image's 1 MiB
+        for b in range(16, 16 + root_blocks):
+            put_root_block(w, sid, b, os.urandom(BLOCK))
+        w.api("east", "POST", f"/v1/groups/{name}/members", {"kind": "server", "id": sid})
     prev = [c for c in w.wait_settled(g["id"]) if c["state"] == "complete"][-1]
+    if root:  # the group's first checkpoint may have started before the server was in
+        prev = w.checkpoint(g["id"])
     prev_doc, _ = manifest(w, prev)
     sent = changed = written = 0
+    root_sent = root_changed = 0
     seconds = 0.0
     scanned = 0
     per: list[dict[str, Any]] = []
@@ -132,6 +156,9 @@ def run_method(
         touched = sorted({rng.randrange(base_blocks) for _ in range(writes)})
         for b in touched:
             put_block(w, vid, b, os.urandom(BLOCK))
+        if root:
+            for b in sorted({16 + rng.randrange(root_blocks) for _ in range(writes // 4)}):
+                put_root_block(w, sid, b, os.urandom(BLOCK))
         link0 = link_bytes(w, "backup")
         t = time.perf_counter()
         cp = w.checkpoint(g["id"])
@@ -142,6 +169,13 @@ def run_method(
             ch = changed_bytes(old["chunks"], img["chunks"], img["size"], img["chunk_size"])
             s = cp["volumes"][vid]["sent_bytes"] + mbytes
             scanned += img["size"]
+            rimg = doc["servers"][0]["root_disk"]["image"]
+            rold = prev_doc["servers"][0]["root_disk"]["image"]
+            root_changed += changed_bytes(
+                rold["chunks"], rimg["chunks"], rimg["size"], rimg["chunk_size"]
+            )
+            root_sent += cp["volumes"][f"root:{sid}"]["sent_bytes"]
+            scanned += rimg["size"]
         else:
             ch = len(touched) * BLOCK
             s = link_bytes(w, "backup") - link0 + mbytes
@@ -167,6 +201,18 @@ def run_method(
         "sent_per_written": round(sent / written, 2) if written else None,
         "throughput_mb_s": round(scanned / MIB / seconds, 1) if seconds else None,
         "checkpoints": per,
+        **(
+            {
+                "root_disk": {
+                    "root_mib": root_blocks * BLOCK // MIB,
+                    "bytes_sent": root_sent,
+                    "changed_bytes": root_changed,
+                    "ratio": round(root_sent / root_changed, 4) if root_changed else None,
+                }
+            }
+            if root
+            else {}
+        ),
     }
 
 

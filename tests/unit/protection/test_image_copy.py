@@ -203,3 +203,34 @@ def test_catalog_rebuild_records_copied_root_disks_beside_the_volumes() -> None:
     }
     rec = {"method": "image-copy", "size": 5, "chunks": 2}
     assert _volume_records(doc) == {"v1": rec, "root:s1": {**rec, "server_id": "s1"}}
+
+
+def test_recovery_boots_a_server_with_a_copied_root_disk_after_its_root_step() -> None:
+    """The recovery graph: ``root:<g>:<s>`` only for a server whose root disk was copied,
+    right after the capacity check, and that server's boot waits for it."""
+    from types import SimpleNamespace
+    from typing import Any
+
+    from liferaft.recovery import disaster
+
+    def srv(i: str, root: bool) -> dict[str, Any]:
+        s: dict[str, Any] = {
+            "id": i,
+            "name": i,
+            "tier": 0,
+            "boot": {"from": "image", "image_id": "cirros", "image_name": "cirros"},
+            "ports": [],
+            "volumes": [],
+        }
+        if root:
+            s["root_disk"] = {"method": "image-copy", "image": {"chunks": [], "size": 0}}
+        return s
+
+    manifest = {"checkpoint_id": "c", "servers": [srv("a", True), srv("b", False)], "volumes": []}
+    params = {"run_id": "r" * 32, "mode": "disaster", "groups": [{"manifest": manifest}]}
+    deps: Any = SimpleNamespace(site="west", cloud=None)
+    dep = {s.name: s.depends_on for s in disaster.build(deps, params).steps}
+    assert dep["root:g0:s0"] == ("capacity",) and "root:g0:s1" not in dep
+    assert "root:g0:s0" in dep["boot:g0:s0"] and not any(
+        d.startswith("root:") for d in dep["boot:g0:s1"]
+    )
