@@ -52,7 +52,7 @@ from liferaft.engine.states import (
 )
 from liferaft.engine.workflow import Builder, StepDef, StepFn, WorkflowDef
 from liferaft.errors import GiveUp, NeedsHuman, NotLeader, RetryLater, describe
-from liferaft.store import KEEP, Fence, NewStep, Resource, Step, Store, Workflow
+from liferaft.store import KEEP, Fence, NewStep, Resource, Step, StepChange, Store, Workflow
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +190,11 @@ class Executor:
         self.hooks = hooks if hooks is not None else KillHooks()
         self._builders: dict[str, Builder] = {}
         self._active: set[str] = set()
+        #: The step records of each workflow this executor drives, kept in step with
+        #: the store: loaded once when driving starts (so a restarted controller
+        #: reloads them), then replaced by what each committed transition returns.
+        #: Only the leader writes steps, and only through :meth:`_set_step`.
+        self._steps: dict[str, dict[str, Step]] = {}
 
     # -- registry ------------------------------------------------------------------
     def register(self, kind: str, build: Builder) -> None:
@@ -348,11 +353,28 @@ class Executor:
             detail=detail,
         )
         log.debug("workflow %s step %s -> %s", workflow_id, name, to)
+        held = self._steps.get(workflow_id)
+        if held is not None:
+            held[name] = step
         return step
 
-    def _definition_for(self, wf: Workflow) -> WorkflowDef:
+    def _set_steps(self, workflow_id: str, changes: list[StepChange]) -> list[Step]:
+        """Several step transitions of one workflow in one transaction."""
+        steps = self.store.transition_steps(
+            self.fence(), workflow_id, changes, now=self.clock.now()
+        )
+        held = self._steps.get(workflow_id)
+        for step in steps:
+            log.debug("workflow %s step %s -> %s", workflow_id, step.name, step.state)
+            if held is not None:
+                held[step.name] = step
+        return steps
+
+    def _definition_for(self, wf: Workflow, steps: list[Step] | None = None) -> WorkflowDef:
         d = self.definition(wf.kind, wf.params)
-        recorded = [(s.name, s.depends_on, s.site) for s in self.store.get_steps(wf.id)]
+        if steps is None:
+            steps = self.store.get_steps(wf.id)
+        recorded = [(s.name, s.depends_on, s.site) for s in steps]
         rebuilt = [(n, d.step(n).depends_on, d.step(n).site) for n in d.order]
         if recorded != rebuilt:
             raise NeedsHuman(
@@ -363,16 +385,23 @@ class Executor:
 
     # -- forward ---------------------------------------------------------------------
     async def _drive(self, wf: Workflow) -> Workflow:
+        # The step rows are read once here; from then on each transition's
+        # committed record replaces its entry (re-reading every row whenever a
+        # step finished made a workflow of n steps cost O(n^2) row decodes).
+        loaded = self.store.get_steps(wf.id)
         try:
-            d = self._definition_for(wf)
+            d = self._definition_for(wf, loaded)
         except (GiveUp, NeedsHuman) as exc:
             to = W.PAUSED if isinstance(exc, NeedsHuman) else W.FAILED
             return self._set_workflow(wf.id, to, error=describe(exc))
+        steps = self._steps[wf.id] = {s.name: s for s in loaded}
         inflight: dict[asyncio.Task[None], StepDef] = {}
         try:
             while True:
-                wf = self.store.get_workflow(wf.id)
-                steps = {s.name: s for s in self.store.get_steps(wf.id)}
+                # Only the workflow's state can change behind this loop (an
+                # operator's cancel); its params are not re-read.
+                if self.store.get_workflow_state(wf.id) != wf.state:
+                    wf = self.store.get_workflow(wf.id)
                 states = Counter(s.state for s in steps.values())
                 if not inflight:
                     final = self._settle(wf, steps, states)
@@ -394,6 +423,8 @@ class Executor:
                 task.cancel()
             await asyncio.gather(*inflight, return_exceptions=True)
             raise
+        finally:
+            self._steps.pop(wf.id, None)
 
     def _settle(
         self, wf: Workflow, steps: Mapping[str, Step], states: Counter[str]
@@ -441,6 +472,7 @@ class Executor:
     ) -> None:
         running = {sd.name for sd in inflight.values()}
         per_site = Counter(sd.site for sd in inflight.values() if sd.site is not None)
+        starting: list[tuple[StepDef, Step]] = []
         for name in d.order:
             rec = steps[name]
             if name in running or rec.state not in (S.PENDING, S.RUNNING, S.RETRYING):
@@ -454,34 +486,75 @@ class Executor:
                 if per_site[sd.site] >= d.site_concurrency:
                     continue
                 per_site[sd.site] += 1
-            results = {n: s.result for n, s in steps.items() if s.state == S.DONE}
+            starting.append((sd, rec))
+            running.add(name)
+        if not starting:
+            return
+        # The `running` records of the steps that start now are committed in one
+        # transaction before any of them acts (record-act-record is kept; a step
+        # waiting out a retry delay records its own after the delay).
+        batch = [(sd, rec) for sd, rec in starting if rec.state != S.RETRYING]
+        for sd, _rec in batch:
+            self.hooks.point("before_step", sd.name)
+        recorded: dict[str, Step] = {}
+        if batch:
+            changes = [
+                StepChange(
+                    sd.name,
+                    S.RUNNING,
+                    step_sources(S.RUNNING),
+                    attempts=rec.attempts + 1,
+                    retry_at=None,
+                    detail={"replay": True} if rec.state == S.RUNNING else None,
+                )
+                for sd, rec in batch
+            ]
+            recorded = {s.name: s for s in self._set_steps(wf.id, changes)}
+        # Once per call, not once per step started (that was O(n) each).
+        results = {n: s.result for n, s in steps.items() if s.state == S.DONE}
+        for sd, rec in starting:
+            now_rec = recorded.get(sd.name)
             task = asyncio.create_task(
-                self._run_step(wf, d, sd, rec, results), name=f"{wf.id}/{name}"
+                self._run_step(
+                    wf, d, sd, now_rec or rec, dict(results), recorded=now_rec is not None
+                ),
+                name=f"{wf.id}/{sd.name}",
             )
             inflight[task] = sd
-            running.add(name)
 
     async def _run_step(
-        self, wf: Workflow, d: WorkflowDef, sd: StepDef, rec: Step, results: dict[str, Any]
+        self,
+        wf: Workflow,
+        d: WorkflowDef,
+        sd: StepDef,
+        rec: Step,
+        results: dict[str, Any],
+        *,
+        recorded: bool = False,
     ) -> None:
+        """Run one step to an outcome; ``recorded``: ``rec`` is this attempt's committed
+        ``running`` record already (made by :meth:`_start_ready`)."""
         policy = d.retry_for(sd.name)
         attempts = rec.attempts
         state = rec.state
         if state == S.RETRYING and rec.retry_at is not None:
             await self.clock.sleep(rec.retry_at - self.clock.now())
         while True:
-            if state == S.RETRYING and self.store.get_workflow(wf.id).state != W.RUNNING:
-                return  # cancelled while waiting; settled by the drive loop
-            attempts += 1
-            self.hooks.point("before_step", sd.name)
-            self._set_step(
-                wf.id,
-                sd.name,
-                S.RUNNING,
-                attempts=attempts,
-                retry_at=None,
-                detail={"replay": True} if state == S.RUNNING else None,
-            )
+            if recorded:
+                recorded = False
+            else:
+                if state == S.RETRYING and self.store.get_workflow_state(wf.id) != W.RUNNING:
+                    return  # cancelled while waiting; settled by the drive loop
+                attempts += 1
+                self.hooks.point("before_step", sd.name)
+                self._set_step(
+                    wf.id,
+                    sd.name,
+                    S.RUNNING,
+                    attempts=attempts,
+                    retry_at=None,
+                    detail={"replay": True} if state == S.RUNNING else None,
+                )
             self.hooks.point("before_call", sd.name)
             ctx = StepContext(
                 workflow_id=wf.id,
@@ -494,8 +567,7 @@ class Executor:
                 _executor=self,
             )
             try:
-                result = await resolve(sd.run(ctx))
-                _check_json(result, f"the result of step {sd.name!r}")
+                result = _as_stored(await resolve(sd.run(ctx)), f"the result of step {sd.name!r}")
             except NotLeader:
                 raise
             except RetryLater as exc:
@@ -627,7 +699,20 @@ def is_terminal(wf: Workflow) -> bool:
 
 
 def _check_json(value: Any, what: str) -> None:
+    _encode(value, what)
+
+
+def _encode(value: Any, what: str) -> str:
     try:
-        json.dumps(value)
+        return json.dumps(value)
     except (TypeError, ValueError) as exc:
         raise GiveUp(f"{what} is not JSON-serializable: {exc}") from None
+
+
+def _as_stored(value: Any, what: str) -> Any:
+    """``value`` as the store gives it back (tuples become lists, keys strings).
+
+    The executor keeps the record it wrote instead of reading it back, so the
+    results later steps see must be what a restarted controller would read.
+    """
+    return json.loads(_encode(value, what))

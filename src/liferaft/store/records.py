@@ -6,8 +6,18 @@ transaction ended and nothing is changed behind the store's back.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
+
+
+class _Keep:
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+#: Pass as a field's value to leave it unchanged.
+KEEP: Final = _Keep()
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,21 @@ class Step:
     retry_at: float | None
     updated_at: float
     epoch: int
+
+
+@dataclass(frozen=True)
+class StepChange:
+    """One step transition for :meth:`~liferaft.store.Store.transition_steps`
+    (fields left at ``KEEP`` are unchanged; ``attempts=None`` too)."""
+
+    name: str
+    to: str
+    allowed_from: Collection[str]
+    attempts: int | None = None
+    result: Any = KEEP
+    error: str | _Keep | None = KEEP
+    retry_at: float | _Keep | None = KEEP
+    detail: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

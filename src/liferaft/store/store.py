@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, NoReturn
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, Update, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -30,23 +30,103 @@ from liferaft.store.db import make_engines, normalize_url
 from liferaft.store.migrate import upgrade_engine
 from liferaft.store.models import EventRow, LeaseRow, ResourceRow, StepRow, WorkflowRow
 from liferaft.store.records import (
+    KEEP,
     Event,
     Fence,
     Lease,
     NewStep,
     Resource,
     Step,
+    StepChange,
     Workflow,
+    _Keep,
 )
 
+# The statements of the hot paths (a step transition, its event, the fence
+# check, a ledger entry) are built once: a statement object memoizes its
+# cache key, so executing it again skips building and keying the SQL, which
+# otherwise costs more CPU than SQLite takes to run it.
+_FENCE = (
+    update(LeaseRow)
+    .where(
+        LeaseRow.role == bindparam("f_role"),
+        LeaseRow.holder == bindparam("f_holder"),
+        LeaseRow.epoch == bindparam("f_epoch"),
+    )
+    .values(epoch=LeaseRow.epoch)
+)
+# (Renewing is done before every cloud create, to confirm leadership.)
+_RENEW = (
+    update(LeaseRow)
+    .where(
+        LeaseRow.role == bindparam("f_role"),
+        LeaseRow.holder == bindparam("f_holder"),
+        LeaseRow.epoch == bindparam("f_epoch"),
+        LeaseRow.expires_at >= bindparam("l_now"),
+    )
+    .values(expires_at=bindparam("l_expires"))
+)
+_EVENT = insert(EventRow).values(
+    workflow_id=bindparam("e_workflow_id"),
+    step=bindparam("e_step"),
+    subject=bindparam("e_subject"),
+    from_state=bindparam("e_from"),
+    to_state=bindparam("e_to"),
+    at=bindparam("e_at"),
+    epoch=bindparam("e_epoch"),
+    detail=bindparam("e_detail", type_=EventRow.__table__.c.detail.type),
+)
+_STEP_WHERE = (StepRow.workflow_id == bindparam("s_wid"), StepRow.name == bindparam("s_name"))
+# The step's row and its workflow's role in one read (a transition needs both).
+_STEP_FOR_UPDATE = (
+    select(StepRow, WorkflowRow.role.label("wf_role"))
+    .join(WorkflowRow, WorkflowRow.id == StepRow.workflow_id)
+    .where(*_STEP_WHERE)
+    .with_for_update(of=StepRow)
+)
+_STEP_FOR_UPDATE_NO_RESULT = (
+    select(
+        *(c for c in StepRow.__table__.c if c.name != "result"),
+        WorkflowRow.role.label("wf_role"),
+    )
+    .join(WorkflowRow, WorkflowRow.id == StepRow.workflow_id)
+    .where(*_STEP_WHERE)
+    .with_for_update(of=StepRow)
+)
+_RESOURCE_WHERE = (
+    ResourceRow.run_id == bindparam("r_run"),
+    ResourceRow.step_id == bindparam("r_step"),
+    ResourceRow.kind == bindparam("r_kind"),
+    ResourceRow.key == bindparam("r_key"),
+)
+_RESOURCE_GET = select(ResourceRow).where(*_RESOURCE_WHERE)
+_RESOURCE_ADD = insert(ResourceRow).values(
+    run_id=bindparam("r_run"),
+    step_id=bindparam("r_step"),
+    kind=bindparam("r_kind"),
+    key=bindparam("r_key"),
+    cloud_id=bindparam("r_cloud_id"),
+    site=bindparam("r_site"),
+    created_at=bindparam("r_at"),
+    epoch=bindparam("r_epoch"),
+)
+_WORKFLOW_STATE = select(WorkflowRow.state).where(WorkflowRow.id == bindparam("w_id"))
 
-class _Keep:
-    def __repr__(self) -> str:
-        return "KEEP"
+
+def _step_update(fields: frozenset[str]) -> Update:
+    """``UPDATE steps SET <fields>`` for one step (built once per set of fields)."""
+    stmt = _STEP_UPDATES.get(fields)
+    if stmt is None:
+        stmt = (
+            update(StepRow)
+            .where(*_STEP_WHERE)
+            .values({f: bindparam(f"v_{f}", type_=StepRow.__table__.c[f].type) for f in fields})
+        )
+        _STEP_UPDATES[fields] = stmt
+    return stmt
 
 
-#: Pass as a field's value to leave it unchanged.
-KEEP: Final = _Keep()
+_STEP_UPDATES: dict[frozenset[str], Update] = {}
 
 
 class Store:
@@ -90,13 +170,7 @@ class Store:
     # -- fencing -------------------------------------------------------------
     def _check_fence(self, conn: Connection, fence: Fence) -> None:
         res = conn.execute(
-            update(LeaseRow)
-            .where(
-                LeaseRow.role == fence.role,
-                LeaseRow.holder == fence.holder,
-                LeaseRow.epoch == fence.epoch,
-            )
-            .values(epoch=LeaseRow.epoch)
+            _FENCE, {"f_role": fence.role, "f_holder": fence.holder, "f_epoch": fence.epoch}
         )
         if res.rowcount == 1:
             return
@@ -165,14 +239,14 @@ class Store:
         """
         with self._write() as conn:
             res = conn.execute(
-                update(LeaseRow)
-                .where(
-                    LeaseRow.role == fence.role,
-                    LeaseRow.holder == fence.holder,
-                    LeaseRow.epoch == fence.epoch,
-                    LeaseRow.expires_at >= now,
-                )
-                .values(expires_at=now + ttl)
+                _RENEW,
+                {
+                    "f_role": fence.role,
+                    "f_holder": fence.holder,
+                    "f_epoch": fence.epoch,
+                    "l_now": now,
+                    "l_expires": now + ttl,
+                },
             )
         if res.rowcount != 1:
             return None
@@ -357,41 +431,87 @@ class Store:
         detail: dict[str, Any] | None = None,
     ) -> Step:
         """Move a step to ``to`` if it is in one of ``allowed_from``; record an event."""
+        change = StepChange(name, to, allowed_from, attempts, result, error, retry_at, detail)
+        return self.transition_steps(fence, workflow_id, [change], now=now)[0]
+
+    def transition_steps(
+        self, fence: Fence, workflow_id: str, changes: Sequence[StepChange], *, now: float
+    ) -> list[Step]:
+        """Apply several step transitions of one workflow in one transaction (all or none).
+
+        Per step: one read (the step and its workflow's role), one update of
+        the fields that change, one event; the returned records are built from
+        what was read and written, not read back, and a result passed in is
+        encoded once (a kept one is not decoded unless it is read).
+        """
         with self._write() as conn:
             self._check_fence(conn, fence)
-            owner = conn.execute(
-                select(WorkflowRow.role).where(WorkflowRow.id == workflow_id)
-            ).scalar_one_or_none()
-            if owner is None:
-                raise NotFound(f"no workflow {workflow_id!r}")
-            if owner != fence.role:
-                raise NotLeader(
-                    f"workflow {workflow_id!r} belongs to role {owner!r}, not {fence.role!r}"
-                )
-            where = (StepRow.workflow_id == workflow_id, StepRow.name == name)
-            row = conn.execute(select(StepRow).where(*where).with_for_update()).one_or_none()
-            if row is None:
-                raise NotFound(f"workflow {workflow_id!r} has no step {name!r}")
-            if row.state not in allowed_from:
-                raise IllegalTransition(f"step {name!r} of workflow {workflow_id}", row.state, to)
-            values: dict[str, Any] = {"state": to, "updated_at": now, "epoch": fence.epoch}
-            ev = dict(detail or {})
-            if attempts is not None:
-                values["attempts"] = attempts
-                ev.setdefault("attempt", attempts)
-            if not isinstance(result, _Keep):
-                values["result"] = result
-            if not isinstance(error, _Keep):
-                values["error"] = error
-                if error is not None:
-                    ev.setdefault("error", error)
-            if not isinstance(retry_at, _Keep):
-                values["retry_at"] = retry_at
-                if retry_at is not None:
-                    ev.setdefault("retry_at", retry_at)
-            conn.execute(update(StepRow).where(*where).values(**values))
-            self._event(conn, fence, now, workflow_id, name, "step", row.state, to, ev)
-            return _step(conn.execute(select(StepRow).where(*where)).one())
+            return [self._transition_step(conn, fence, workflow_id, c, now) for c in changes]
+
+    def _transition_step(
+        self, conn: Connection, fence: Fence, workflow_id: str, c: StepChange, now: float
+    ) -> Step:
+        name, to = c.name, c.to
+        keep_result = isinstance(c.result, _Keep)
+        stmt = _STEP_FOR_UPDATE if keep_result else _STEP_FOR_UPDATE_NO_RESULT
+        row = conn.execute(stmt, {"s_wid": workflow_id, "s_name": name}).one_or_none()
+        if row is None:
+            self._step_missing(conn, workflow_id, name)
+        if row.wf_role != fence.role:
+            raise NotLeader(
+                f"workflow {workflow_id!r} belongs to role {row.wf_role!r}, not {fence.role!r}"
+            )
+        if row.state not in c.allowed_from:
+            raise IllegalTransition(f"step {name!r} of workflow {workflow_id}", row.state, to)
+        values: dict[str, Any] = {"state": to, "updated_at": now, "epoch": fence.epoch}
+        ev = dict(c.detail or {})
+        if c.attempts is not None:
+            values["attempts"] = c.attempts
+            ev.setdefault("attempt", c.attempts)
+        if not keep_result:
+            values["result"] = c.result
+        if not isinstance(c.error, _Keep):
+            values["error"] = c.error
+            if c.error is not None:
+                ev.setdefault("error", c.error)
+        if not isinstance(c.retry_at, _Keep):
+            values["retry_at"] = c.retry_at
+            if c.retry_at is not None:
+                ev.setdefault("retry_at", c.retry_at)
+        params: dict[str, Any] = {f"v_{k}": v for k, v in values.items()}
+        params.update(s_wid=workflow_id, s_name=name)
+        conn.execute(_step_update(frozenset(values)), params)
+        self._event(conn, fence, now, workflow_id, name, "step", row.state, to, ev)
+        return Step(
+            workflow_id,
+            name,
+            row.position,
+            to,
+            values.get("attempts", row.attempts),
+            tuple(row.depends_on or ()),
+            row.site,
+            row.result if keep_result else c.result,
+            values.get("error", row.error),
+            values.get("retry_at", row.retry_at),
+            now,
+            fence.epoch,
+        )
+
+    def _step_missing(self, conn: Connection, workflow_id: str, name: str) -> NoReturn:
+        owner = conn.execute(
+            select(WorkflowRow.role).where(WorkflowRow.id == workflow_id)
+        ).scalar_one_or_none()
+        if owner is None:
+            raise NotFound(f"no workflow {workflow_id!r}")
+        raise NotFound(f"workflow {workflow_id!r} has no step {name!r}")
+
+    def get_workflow_state(self, workflow_id: str) -> str:
+        """Only the state of a workflow (cheap: its params are not read)."""
+        with self._read() as conn:
+            state = conn.execute(_WORKFLOW_STATE, {"w_id": workflow_id}).scalar_one_or_none()
+        if state is None:
+            raise NotFound(f"no workflow {workflow_id!r}")
+        return str(state)
 
     # -- events --------------------------------------------------------------
     def _event(
@@ -407,16 +527,17 @@ class Store:
         detail: dict[str, Any],
     ) -> None:
         conn.execute(
-            insert(EventRow).values(
-                workflow_id=workflow_id,
-                step=step,
-                subject=subject,
-                from_state=from_state,
-                to_state=to_state,
-                at=now,
-                epoch=fence.epoch,
-                detail=detail,
-            )
+            _EVENT,
+            {
+                "e_workflow_id": workflow_id,
+                "e_step": step,
+                "e_subject": subject,
+                "e_from": from_state,
+                "e_to": to_state,
+                "e_at": now,
+                "e_epoch": fence.epoch,
+                "e_detail": detail,
+            },
         )
 
     def add_note(
@@ -475,29 +596,22 @@ class Store:
         existing entry; with another cloud id it is refused (that would be a
         duplicate the idempotency helper should have prevented).
         """
-        where = (
-            ResourceRow.run_id == run_id,
-            ResourceRow.step_id == step_id,
-            ResourceRow.kind == kind,
-            ResourceRow.key == key,
-        )
+        tag = {"r_run": run_id, "r_step": step_id, "r_kind": kind, "r_key": key}
         with self._write() as conn:
             self._check_fence(conn, fence)
-            row = conn.execute(select(ResourceRow).where(*where)).one_or_none()
+            row = conn.execute(_RESOURCE_GET, tag).one_or_none()
             if row is None:
                 conn.execute(
-                    insert(ResourceRow).values(
-                        run_id=run_id,
-                        step_id=step_id,
-                        kind=kind,
-                        key=key,
-                        cloud_id=cloud_id,
-                        site=site,
-                        created_at=now,
-                        epoch=fence.epoch,
-                    )
+                    _RESOURCE_ADD,
+                    {
+                        **tag,
+                        "r_cloud_id": cloud_id,
+                        "r_site": site,
+                        "r_at": now,
+                        "r_epoch": fence.epoch,
+                    },
                 )
-                row = conn.execute(select(ResourceRow).where(*where)).one()
+                row = conn.execute(_RESOURCE_GET, tag).one()
             elif row.cloud_id != cloud_id:
                 raise ValueError(
                     f"resource ledger: {kind} {key!r} of run {run_id} step {step_id} is already "

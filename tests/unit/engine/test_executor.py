@@ -440,3 +440,69 @@ def test_changed_definition_pauses_for_an_operator(executor: Executor, store: St
 def test_unknown_kind_is_refused(executor: Executor) -> None:
     with pytest.raises(GiveUp, match="no workflow kind 'nope'"):
         executor.submit("nope", {})
+
+
+def test_drive_reads_the_step_rows_once_and_hands_on_results_as_stored(
+    executor: Executor, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wide workflow: the step rows are read once, not each time a step finishes, and a
+    later step sees an earlier one's result as a restarted controller would read it."""
+    n = 60
+
+    async def leaf(ctx: StepContext) -> dict[Any, Any]:
+        await ctx.clock.sleep(int(ctx.step[1:]) % 7)  # finish at different instants
+        return {1: (ctx.step, ctx.attempt)}  # an int key and a tuple: JSON changes both
+
+    async def join(ctx: StepContext) -> list[Any]:
+        return [ctx.results[f"l{i}"] for i in range(n)]
+
+    def build(params: dict[str, Any]) -> WorkflowDef:
+        leaves = [StepDef(f"l{i}", leaf) for i in range(n)]
+        return WorkflowDef(
+            "wide", [*leaves, StepDef("j", join, depends_on=tuple(sd.name for sd in leaves))]
+        )
+
+    executor.register("wide", build)
+    executor.submit("wide", {}, workflow_id="w1")
+    reads: list[str] = []
+    get_steps = store.get_steps
+
+    def counting(workflow_id: str) -> Any:
+        reads.append(workflow_id)
+        return get_steps(workflow_id)
+
+    monkeypatch.setattr(store, "get_steps", counting)
+    wf = run(executor.run("w1"))
+    assert wf.state == "done"
+    assert reads == ["w1"]
+    joined = store.get_step("w1", "j").result
+    assert joined == [{"1": [f"l{i}", 1]} for i in range(n)]
+    # what the executor kept in memory is what the store holds
+    assert all(s.state == "done" and s.attempts == 1 for s in get_steps("w1"))
+    assert store.get_step("w1", "l3").result == {"1": ["l3", 1]}
+
+
+def test_a_cancel_recorded_by_another_executor_reaches_the_driving_loop(
+    executor: Executor, store: Store, clock: ManualClock, leader: Leadership
+) -> None:
+    """The driving loop re-reads only the workflow's state, and still sees a cancel."""
+    started: list[str] = []
+
+    async def slow(ctx: StepContext) -> None:
+        started.append(ctx.step)
+        if ctx.step == "a":
+            # recorded straight in the store, as another process would
+            store.transition_workflow(
+                leader.fence(), "w1", to="cancelling", allowed_from={"running"}, now=clock.now()
+            )
+        await ctx.clock.sleep(5)
+
+    def build(params: dict[str, Any]) -> WorkflowDef:
+        return WorkflowDef("two", [StepDef("a", slow), StepDef("b", slow, depends_on=("a",))])
+
+    executor.register("two", build)
+    executor.submit("two", {}, workflow_id="w1")
+    wf = run(executor.run("w1"))
+    assert wf.state == "cancelled"
+    assert started == ["a"]
+    assert {s.name: s.state for s in store.get_steps("w1")} == {"a": "done", "b": "skipped"}
