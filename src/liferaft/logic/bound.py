@@ -213,12 +213,15 @@ def lower_bound(
     refine_windows: int = 2,
     refine_steps: int = 8,
     refine_tolerance: float = 0.005,
+    refine_from: float = 0.0,
 ) -> BoundResult:
     """The smallest ratio ``r`` that passes every window on a ``window_step_s`` grid.
 
     ``budget_bps(t)`` is the link budget, constant on each
     ``budget_step_s`` step starting at a multiple of it (sampled at the
-    step's start).
+    step's start). The group-by-group refinement (module docstring) runs on
+    ``refine_windows`` windows, with at most ``refine_steps`` checks each,
+    when the pooled bound is at least ``refine_from``.
     """
     if not groups:
         return BoundResult(0.0, None, 0.0, 0.0)
@@ -386,7 +389,7 @@ def lower_bound(
             lo = mid
     _, win, need, avail = check(lo)
     result = BoundResult(lo, win, need, avail, lo)
-    if refine_windows <= 0:
+    if refine_windows <= 0 or lo < refine_from:
         return result
     # Refinement: the windows closest to failing at ``hi``, group by group
     # (each group's largest figure, with the exact cover cost).
