@@ -48,15 +48,18 @@ import asyncio
 import json
 import math
 import os
+import re
 import secrets
 import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -109,6 +112,56 @@ class CountingPool(ThreadPoolExecutor):
 
         fut.add_done_callback(done)
         return fut
+
+
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}")
+
+
+class CallCounter:
+    """Counts a cloud's calls by kind: adapter operations (one worker-thread job each) and
+    the HTTP requests they make (method, service and path with ids as ``{id}``)."""
+
+    def __init__(self, cloud: OpenStackCloud) -> None:
+        self.ops: Counter[str] = Counter()
+        self.http: Counter[str] = Counter()
+        self.on = False
+        sync = cloud._sync
+
+        def counted_sync(op: str, fn: Any) -> Any:
+            if self.on:
+                self.ops[" ".join(w for w in op.split() if _opword(w))] += 1
+            return sync(op, fn)
+
+        cloud._sync = counted_sync  # type: ignore[method-assign]
+        session = cloud.connection().session
+        request = session.request
+
+        def counted_request(url: str, method: str, *a: Any, **kw: Any) -> Any:
+            if self.on:
+                service = (kw.get("endpoint_filter") or {}).get("service_type", "")
+                path = _ID.sub("{id}", urlsplit(url).path).strip("/")
+                if service == "object-store" and "/" in path:
+                    path = path.split("/", 1)[0] + "/{object}"
+                self.http[f"{method} {service} /{path}".replace("  ", " ")] += 1
+            return request(url, method, *a, **kw)
+
+        session.request = counted_request  # type: ignore[method-assign]
+
+    def per_server(self, servers: int) -> dict[str, Any]:
+        def table(c: Counter[str]) -> dict[str, float]:
+            return {k: round(n / max(1, servers), 2) for k, n in c.most_common()}
+
+        return {
+            "ops_per_server": table(self.ops),
+            "http_per_server": table(self.http),
+            "ops": sum(self.ops.values()),
+            "http_requests": sum(self.http.values()),
+        }
+
+
+def _opword(w: str) -> bool:
+    """Whether a word of an adapter operation names its kind (not a name or an id)."""
+    return not (w.startswith(("'", '"', "(")) or _ID.search(w) or "=" in w)
 
 
 class SteppedClock:
@@ -387,7 +440,8 @@ async def protect(
 
 
 async def raise_quotas(sim: SimProcess, servers: int) -> None:
-    """Room for the plan in both sites' volume quotas (Cinder's quota update, as an admin would)."""
+    """Room for the plan in both sites' volume and port quotas (Cinder's and Neutron's quota
+    updates, as an admin would)."""
 
     def put() -> None:
         for site in ("east", "west"):
@@ -397,6 +451,9 @@ async def raise_quotas(sim: SimProcess, servers: int) -> None:
                 lim = 4 * servers + 100
                 body = {"quota_set": {"volumes": lim, "backups": lim, "snapshots": lim}}
                 r = c.block_storage.put(f"/os-quota-sets/{pid}", json=body)
+                r.raise_for_status()
+                # One port per server (Neutron's default quota is 500).
+                r = c.network.put(f"/quotas/{pid}", json={"quota": {"port": lim}})
                 r.raise_for_status()
             finally:
                 c.close()
@@ -444,6 +501,8 @@ async def case(servers: int, work: Path) -> dict[str, Any]:
             executor.submit(kind, params, workflow_id=wid)
             submitted.update(id=wid, params=params)
 
+        counter = CallCounter(west)
+        counter.on = True
         calls0 = pool.submitted
         drv_cpu0 = drv.cpu
         cpu0 = time.process_time()
@@ -453,7 +512,7 @@ async def case(servers: int, work: Path) -> dict[str, Any]:
         if PROFILE:
             import cProfile
 
-            prof = cProfile.Profile()
+            prof = cProfile.Profile(time.thread_time)  # CPU of the loop thread, not wall time
             prof.enable()
 
         async def recover() -> Any:
@@ -461,6 +520,7 @@ async def case(servers: int, work: Path) -> dict[str, Any]:
             return await executor.run(submitted["id"])
 
         wf = await drv.run(recover())
+        counter.on = False
         if prof is not None and PROFILE:
             prof.disable()
             prof.dump_stats(PROFILE)
@@ -509,6 +569,7 @@ async def case(servers: int, work: Path) -> dict[str, Any]:
             "cpu_s": round(cpu_s, 2),
             "cpu_loop_thread_s": round(main_s, 2),
             "cloud_calls": pool.submitted - calls0,
+            **counter.per_server(servers),
             "clock_advances": drv.advances,
             "real_s": round(real_s, 1),
             "setup_real_s": round(setup_s, 1),
@@ -559,6 +620,8 @@ def main() -> None:
             f"(x{c['ratio']}; target {TARGET_RATIO}); CPU {c['cpu_ms_per_server']} ms/server "
             f"(target {TARGET_CPU_MS:g}); {c['cloud_calls']} cloud calls, {c['real_s']} s real"
         )
+        for what in ("ops_per_server", "http_per_server"):
+            print(f"      {what}: " + ", ".join(f"{k} {v}" for k, v in c[what].items()))
 
 
 if __name__ == "__main__":

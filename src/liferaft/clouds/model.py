@@ -106,6 +106,9 @@ class Volume:
     source_image_id: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     attachments: tuple[VolumeAttachment, ...] = ()
+    #: When the block storage API last changed it (ISO 8601, its own clock), if it says:
+    #: the watermark for ``list_volumes(changes_since=...)``.
+    updated: str | None = None
 
 
 @dataclass(frozen=True)

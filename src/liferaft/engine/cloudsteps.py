@@ -7,7 +7,11 @@ of the Cloud port's ``create_*`` directly.  Each one:
   (metadata for Nova and Cinder, Neutron tags for ports);
 * looks it up in the cloud first (``find_*``), so a replay after a crash --
   or a new leader's replay after a takeover -- adopts what the cloud
-  accepted instead of making a second one;
+  accepted instead of making a second one.  Not on a step's first attempt
+  (:func:`first_attempt`): its ``running`` record was committed before it
+  ran, so no earlier attempt of it can have sent a create with its tag, and
+  the look-up could only find nothing (it was two API calls of a recovery's
+  ~13 per server);
 * only sends the create after the lease guard (the store re-check and the
   local margin check, see ``docs/engine.md``);
 * records it in the resource ledger under ``(kind, name)``.
@@ -25,9 +29,20 @@ from liferaft.clouds.model import Port, Server, Tag, Volume
 from liferaft.clouds.port import Cloud
 from liferaft.engine.executor import StepContext
 from liferaft.engine.idempotency import IdempotencyTag
+from liferaft.errors import GiveUp
 
 #: Ledger kinds, in the order an undo deletes them (servers before what they use).
 KINDS = ("server", "port", "volume")
+
+
+def first_attempt(ctx: StepContext) -> bool:
+    """Whether this is the step's first attempt: nothing tagged with it can exist yet.
+
+    The executor commits a step's ``running`` record, with its attempt
+    number, before calling it; a crash, a kill or a takeover after that
+    makes the next run of the step attempt 2 or more.
+    """
+    return ctx.attempt <= 1
 
 
 def cloud_tag(tag: IdempotencyTag) -> Tag:
@@ -49,6 +64,8 @@ async def ensure_volume(
     """The volume ``name`` this step made, creating it if the cloud has none."""
 
     async def find(t: IdempotencyTag) -> Volume | None:
+        if first_attempt(ctx):
+            return None
         return await cloud.find_volume(t.name, cloud_tag(t))
 
     async def create(t: IdempotencyTag) -> Volume:
@@ -84,11 +101,19 @@ async def ensure_port(
     no tag.  A replay that looked for the tag alone would make a second port
     (or be refused: the MAC or fixed IP is in use), so such a port is
     adopted: same name, on the network, untagged, bound to nothing, and with
-    the requested MAC and fixed IPs where they were given.
+    the requested MAC and fixed IPs where they were given.  On a step's first
+    attempt the create is sent straight away; only if the cloud refuses it
+    (the MAC or an address in use: such a half-made port of an earlier,
+    abandoned run of the same plan) is the port looked up and adopted.
     """
     want_ips = {ip for _subnet, ip in fixed_ips or ()}
 
     async def find(t: IdempotencyTag) -> Port | None:
+        if first_attempt(ctx):
+            return None
+        return await look_up(t)
+
+    async def look_up(t: IdempotencyTag) -> Port | None:
         found = await cloud.find_port(t.name, cloud_tag(t))
         if found is not None:
             return found
@@ -100,14 +125,22 @@ async def ensure_port(
         return None
 
     async def create(t: IdempotencyTag) -> Port:
-        return await cloud.create_port(
-            name=t.name,
-            tag=cloud_tag(t),
-            network_id=network_id,
-            fixed_ips=fixed_ips,
-            mac_address=mac_address,
-            security_group_ids=security_group_ids,
-        )
+        try:
+            return await cloud.create_port(
+                name=t.name,
+                tag=cloud_tag(t),
+                network_id=network_id,
+                fixed_ips=fixed_ips,
+                mac_address=mac_address,
+                security_group_ids=security_group_ids,
+            )
+        except GiveUp:
+            if not first_attempt(ctx):
+                raise
+            found = await look_up(t)
+            if found is None:
+                raise
+            return found
 
     return await ctx.ensure_created(
         kind="port", name=name, find=find, create=create, cloud_id=_id, site=cloud.site
@@ -141,6 +174,8 @@ async def ensure_server(
     """The server ``name`` this step booted, booting it if the cloud has none."""
 
     async def find(t: IdempotencyTag) -> Server | None:
+        if first_attempt(ctx):
+            return None
         return await cloud.find_server(t.name, cloud_tag(t))
 
     async def create(t: IdempotencyTag) -> Server:
@@ -198,5 +233,6 @@ __all__ = [
     "ensure_port",
     "ensure_server",
     "ensure_volume",
+    "first_attempt",
     "half_made",
 ]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
 from liferaft.clouds.model import Volume
 from liferaft.errors import GiveUp, RetryLater
 from liferaft.recovery.turns import Turnstile
-from liferaft.recovery.watch import StatusWatch
+from liferaft.recovery.watch import FULL_EVERY, MARGIN, StatusWatch
 
 
 class Clock:
@@ -43,20 +44,39 @@ class Cloud:
         self.volumes: dict[str, Volume] = {}
         self.gets = 0
         self.lists = 0
+        self.since: list[str | None] = []  # each listing's changes_since
+        self.listed = 0
+        self.t = 1_800_000_000.0  # the cloud's own clock: one second per change
+
+    def _stamp(self) -> str:
+        self.t += 1.0
+        return datetime.fromtimestamp(self.t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
     def add(self, vid: str, status: str) -> None:
         self.volumes[vid] = Volume(id=vid, name=vid, status=status, size_gb=1)
 
-    def set(self, vid: str, status: str) -> None:
-        self.volumes[vid] = replace(self.volumes[vid], status=status)
+    def set(self, vid: str, status: str, *, stamp: str | None = None) -> None:
+        self.volumes[vid] = replace(
+            self.volumes[vid], status=status, updated=stamp or self._stamp()
+        )
 
     async def get_volume(self, vid: str) -> Volume:
         self.gets += 1
         return self.volumes[vid]
 
-    async def list_volumes(self) -> list[Volume]:
+    async def list_volumes(self, *, changes_since: str | None = None) -> list[Volume]:
         self.lists += 1
-        return list(self.volumes.values())
+        self.since.append(changes_since)
+        out = list(self.volumes.values())
+        if changes_since is not None:
+            t = datetime.fromisoformat(changes_since.replace("Z", "+00:00"))
+            out = [
+                v
+                for v in out
+                if v.updated and datetime.fromisoformat(v.updated).replace(tzinfo=UTC) >= t
+            ]
+        self.listed += len(out)
+        return out
 
     async def get_server(self, sid: str) -> None:  # pragma: no cover - unused
         raise AssertionError
@@ -101,6 +121,87 @@ def test_many_waiters_share_one_listing_per_poll() -> None:
         assert cloud.gets == 50  # no per-object polling
         await clock.advance(1.0)
         assert w.volumes.loop is None  # the loop ends when nobody waits
+
+    asyncio.run(main())
+
+
+def test_after_the_first_listing_only_changes_are_listed() -> None:
+    """A thousand idle volumes are listed once; then each poll lists what changed since the
+    newest change seen (less the margin), and one listing in FULL_EVERY lists everything."""
+
+    async def main() -> None:
+        cloud, clock = Cloud(), Clock()
+        for i in range(1000):
+            cloud.add(f"v{i}", "restoring-backup")
+        w = watch(cloud, clock)
+        done = lambda v: v.status == "available"  # noqa: E731
+        failed = lambda v: v.status == "error"  # noqa: E731
+        tasks = {
+            i: asyncio.ensure_future(w.volume(f"v{i}", done, failed=failed, what="", timeout=1e6))
+            for i in range(1000)
+        }
+        await clock.advance(0)
+        cloud.set("v0", "available")
+        await clock.advance(1.0)
+        assert cloud.since == [None] and cloud.listed == 1000 and tasks[0].done()
+        for poll in range(1, 2 * FULL_EVERY):
+            if poll < 900:
+                cloud.set(f"v{poll}", "available")
+            await clock.advance(1.0)
+            assert tasks[poll].done(), poll  # seen at the poll after its change
+        assert cloud.since.count(None) == 2  # the first and one full listing
+        assert all(s is not None for i, s in enumerate(cloud.since) if i % FULL_EVERY)
+        # Each incremental listing: the changes of the last MARGIN seconds of the cloud's clock.
+        assert cloud.listed < 2 * 1000 + 2 * FULL_EVERY * (MARGIN + 2)
+        # A change stamped a little before the newest one seen (a late commit) is still seen.
+        late = datetime.fromtimestamp(cloud.t - MARGIN / 2, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+        cloud.set("v999", "available", stamp=late)
+        await clock.advance(1.0)
+        assert tasks[999].done()
+        for t in tasks.values():
+            t.cancel()
+
+    asyncio.run(main())
+
+
+def test_a_listing_begun_before_a_waiter_looked_does_not_settle_it() -> None:
+    """The 1,000-server bench booted a server on a volume still restoring: a listing sent
+    before the restore was asked for showed the volume ``available`` and woke its waiter."""
+
+    async def main() -> None:
+        cloud, clock = Cloud(), Clock()
+        cloud.add("a", "creating")
+        cloud.add("b", "available")
+        gate = asyncio.Event()
+        plain = cloud.list_volumes
+
+        async def slow(*, changes_since: str | None = None) -> list[Volume]:
+            got = await plain(changes_since=changes_since)  # read now, answered later
+            await gate.wait()
+            return got
+
+        cloud.list_volumes = slow  # type: ignore[method-assign]
+        w = watch(cloud, clock)
+        done = lambda v: v.status == "available"  # noqa: E731
+        failed = lambda v: v.status == "error"  # noqa: E731
+        ta = asyncio.ensure_future(w.volume("a", done, failed=failed, what="a", timeout=100))
+        await clock.advance(0)
+        await clock.advance(1.0)  # a listing is in flight: "b" is available in it
+        assert cloud.lists == 1
+        # Now the restore into "b" is asked for; its waiter's first look says so.
+        cloud.set("b", "restoring-backup")
+        first = cloud.volumes["b"]
+        tb = asyncio.ensure_future(
+            w.volume("b", done, failed=failed, what="b", timeout=100, first=first)
+        )
+        await clock.advance(0)
+        gate.set()
+        await clock.advance(0)
+        assert not tb.done()  # the stale listing did not wake it
+        cloud.set("a", "available")
+        cloud.set("b", "available")
+        await clock.advance(1.0)
+        assert ta.done() and tb.done() and tb.result().status == "available"
 
     asyncio.run(main())
 

@@ -56,6 +56,11 @@ EXTENSIONS = [
         "Enables to set tag on resources with standard attribute.",
     ),
     (
+        "tag-ports-during-bulk-creation",
+        "Tag Ports During Bulk Creation",
+        "Allow to tag ports during bulk creation",
+    ),
+    (
         "standard-attr-description",
         "standard-attr-description",
         "Extension to add descriptions to standard attributes",

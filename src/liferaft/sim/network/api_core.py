@@ -8,10 +8,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ..http import json_response
 from ..identity import Ctx
 from ..service import endpoint
 from . import errors
 from . import validate as v
+from .api_tags import check_tag
 from .facade import (
     PREFIX,
     body,
@@ -117,6 +119,8 @@ _PORT_COMMON = frozenset(
 )
 PORT_CREATE = _PORT_COMMON | {"network_id", "project_id", "tenant_id"}
 PORT_UPDATE = _PORT_COMMON
+#: A port of a bulk create may carry its tags (extension tag-ports-during-bulk-creation).
+PORT_BULK_CREATE = PORT_CREATE | {"tags"}
 VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder")
 
 
@@ -348,9 +352,8 @@ def routes(site: Site) -> list[BaseRoute]:
         docs = [p.doc() for p in state.ports.values() if owns(ctx, p.project_id)]
         return list_response(request, docs, "ports", "port")
 
-    @endpoint(site, "neutron")
-    async def create_port(request: Request, ctx: Ctx) -> Response:
-        raw = v.resource(await body(request), "port", PORT_CREATE)
+    def port_kwargs(ctx: Ctx, raw: dict[str, Any]) -> dict[str, Any]:
+        """``add_port``'s arguments for one port of a create request (validated, checked)."""
         if "network_id" not in raw:
             raise errors.bad_request(
                 "Failed to parse request. Required attribute 'network_id' not specified"
@@ -370,11 +373,53 @@ def routes(site: Site) -> list[BaseRoute]:
         kwargs: dict[str, Any] = {"project_id": project, "network_id": net.id}
         for key, value in fields.items():
             kwargs["host" if key == "host_id" else key] = value
+        return kwargs
+
+    @endpoint(site, "neutron")
+    async def create_port(request: Request, ctx: Ctx) -> Response:
+        raw_body = await body(request)
+        if isinstance(raw_body, dict) and "ports" in raw_body:
+            return await create_ports(ctx, raw_body)
+        kwargs = port_kwargs(ctx, v.resource(raw_body, "port", PORT_CREATE))
         if site.latency.port_create > 0:  # Neutron's DB and IPAM work for one port
             await site.clock.sleep(site.latency.port_create)
             site.clock.run_due()
         port = state.add_port(**kwargs)
         return one("port", port.doc(), 201)
+
+    async def create_ports(ctx: Ctx, raw_body: dict[str, Any]) -> Response:
+        """Neutron's bulk create (``{"ports": [...]}``): all the ports or none.
+
+        Each port may carry ``tags`` (extension ``tag-ports-during-bulk-creation``),
+        set in the same transaction as the port.  Neutron does each port's DB and
+        IPAM work in turn, so the request costs ``port_create`` per port.
+        """
+        items = raw_body["ports"]
+        if set(raw_body) != {"ports"} or not isinstance(items, list) or not items:
+            raise errors.bad_request(
+                "Invalid input for ports. Reason: a non-empty list of port objects is expected."
+            )
+        todo: list[tuple[dict[str, Any], list[str]]] = []
+        for i, item in enumerate(items):
+            raw = v.resource({"port": item}, "port", PORT_BULK_CREATE)
+            tags = raw.pop("tags", [])
+            if not isinstance(tags, list):
+                raise errors.bad_request(f"Invalid input for ports[{i}].tags: a list is expected.")
+            todo.append((port_kwargs(ctx, raw), sorted({check_tag(t) for t in tags})))
+        if site.latency.port_create > 0:
+            await site.clock.sleep(site.latency.port_create * len(todo))
+            site.clock.run_due()
+        made: list[Port] = []
+        try:
+            for kwargs, tags in todo:
+                port = state.add_port(**kwargs)
+                made.append(port)
+                port.tags = tags
+        except Exception:
+            for port in made:  # atomic, as Neutron's bulk create: none of them stays
+                state.delete_port(port.id)
+            raise
+        return json_response({"ports": [p.doc() for p in made]}, status=201)
 
     @endpoint(site, "neutron")
     async def show_port(request: Request, ctx: Ctx) -> Response:

@@ -37,7 +37,7 @@ COLLECTIONS = {
 MAX_TAG_LENGTH = 255
 
 
-def _check_tag(tag: Any) -> str:
+def check_tag(tag: Any) -> str:
     if not isinstance(tag, str) or not tag or len(tag) > MAX_TAG_LENGTH or "," in tag or "/" in tag:
         raise errors.bad_request(
             f"Invalid input for operation: '{tag}' is not a valid tag "
@@ -74,7 +74,7 @@ def routes(site: Site) -> list[BaseRoute]:
         tags = raw.get("tags") if isinstance(raw, dict) else None
         if not isinstance(tags, list):
             raise errors.bad_request("Invalid input: a 'tags' list is required.", "InvalidInput")
-        obj.tags = sorted({_check_tag(t) for t in tags})
+        obj.tags = sorted({check_tag(t) for t in tags})
         obj.touch(site.clock.now())
         return json_response({"tags": list(obj.tags)})
 
@@ -92,7 +92,7 @@ def routes(site: Site) -> list[BaseRoute]:
             obj.tags = [t for t in obj.tags if t != tag]
             obj.touch(site.clock.now())
             return no_content()
-        _check_tag(tag)
+        check_tag(tag)
         if tag not in obj.tags:
             obj.tags = sorted([*obj.tags, tag])
             obj.touch(site.clock.now())
