@@ -37,8 +37,11 @@ benchmark in the format and signature the checkpoint workflow uses, without
 servers at ``east``: recovery reads only the manifests and backups.
 
 ``--json`` prints one object whose ``cases`` each have ``servers``,
-``rto_s``, ``lower_bound_s``, ``cpu_ms_per_server`` (and more); results
-also go to ``bench/results/rto.json`` (``rto-quick.json`` with ``--quick``).
+``rto_s``, ``lower_bound_s``, ``cpu_ms_per_server`` (and more: the
+recovery site's cloud calls per server by kind, as adapter operations,
+``ops_per_server``, and as HTTP requests, ``http_per_server``; the last
+step of each kind per tier, ``timeline_s``); results also go to
+``bench/results/rto.json`` (``rto-quick.json`` with ``--quick``).
 """
 
 from __future__ import annotations
@@ -549,6 +552,16 @@ async def case(servers: int, work: Path) -> dict[str, Any]:
             for gi, g in enumerate(submitted["params"]["groups"])
             for si, srv in enumerate(g["manifest"]["servers"])
         }
+        for gi, vi, name in disaster.restore_order(submitted["params"]):
+            vid = submitted["params"]["groups"][gi]["manifest"]["volumes"][vi]["id"]
+            tier_of[name.partition(":")[2]] = min(
+                (
+                    int(srv.get("tier", 0))
+                    for srv in submitted["params"]["groups"][gi]["manifest"]["servers"]
+                    if any(v["volume_id"] == vid for v in srv.get("volumes", []))
+                ),
+                default=0,
+            )
         timeline: dict[str, float] = {}
         for st in store.get_steps(wf.id):
             kind, _, rest = st.name.partition(":")

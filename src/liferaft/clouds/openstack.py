@@ -190,6 +190,8 @@ def _volume(v: Any) -> Volume:
 
 #: Volumes asked for per page of a listing.
 VOLUME_PAGE = 1000
+#: Volumes asked for per page of a listing of changes (most polls see a few).
+CHANGED_VOLUME_PAGE = 100
 
 
 def _volume_doc(d: Mapping[str, Any]) -> Volume:
@@ -876,7 +878,7 @@ class OpenStackCloud:
             query["all_tenants"] = "True"
         since = _stamp(changes_since) if changes_since is not None else None
         if since is not None:
-            query["sort"] = "updated_at:desc"
+            query.update(sort="updated_at:desc", limit=CHANGED_VOLUME_PAGE)
 
         def call(c: openstack.connection.Connection) -> list[Volume]:
             out: list[Volume] = []
