@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,21 +13,12 @@ from openstack.connection import Connection
 
 from liferaft.agent.heartbeat import Heartbeat, ReplayGuard, load_key, verify
 from tests.support.sim import SimProcess
+from tests.support.wait import step_until as until
 
 IMAGE_ID = "5c4b7a3e-2f1d-4e8a-9b6c-0d1e2f3a4b5c"
 TOPOLOGY: dict[str, Any] = {"images": [{"name": "cirros", "size_mb": 1, "id": IMAGE_ID}]}
 SERVICE_DOWN_TIME = 60  # Nova's service_down_time
 AGENT_DOWN_TIME = 75  # Neutron's agent_down_time
-
-
-def until(sim: SimProcess, check: Callable[[], bool], what: str, steps: int = 30) -> None:
-    """Step the clock a second at a time until ``check()`` holds."""
-    sim.advance(0)
-    for _ in range(steps):
-        if check():
-            return
-        sim.advance(1)
-    raise AssertionError(f"{what} did not happen within {steps} simulated seconds")
 
 
 @dataclass

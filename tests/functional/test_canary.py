@@ -10,6 +10,7 @@ import pytest
 from openstack.connection import Connection
 
 from tests.support.sim import SimProcess
+from tests.support.wait import step_until
 
 
 def _call(sim: SimProcess, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -78,23 +79,13 @@ IMAGE_ID = "5c4b7a3e-2f1d-4e8a-9b6c-0d1e2f3a4b5c"
 TOPOLOGY = {"images": [{"name": "cirros", "size_mb": 1, "id": IMAGE_ID}]}
 
 
-def _until(sim: SimProcess, check: Callable[[], bool], what: str, steps: int = 30) -> None:
-    """Step the clock (a second at a time) until ``check()`` holds."""
-    sim.advance(0)
-    for _ in range(steps):
-        if check():
-            return
-        sim.advance(1)
-    raise AssertionError(f"{what} did not happen within {steps} simulated seconds")
-
-
 def _volume_status(conn: Connection, vid: str) -> str:
     return str(conn.block_storage.get_volume(vid).status)
 
 
 def _new_volume(sim: SimProcess, conn: Connection, name: str, **kw: Any) -> str:
     vol = conn.block_storage.create_volume(name=name, size=1, **kw)
-    _until(sim, lambda: _volume_status(conn, vol.id) == "available", f"volume {name}")
+    step_until(sim, lambda: _volume_status(conn, vol.id) == "available", f"volume {name}")
     return str(vol.id)
 
 
@@ -119,11 +110,11 @@ def _database(sim: SimProcess, *, rate: float = RATE) -> Database:
     server = conn.compute.create_server(
         name="db", image_id=IMAGE_ID, flavor_id=flavor.id, networks="none"
     )
-    _until(sim, lambda: conn.compute.get_server(server.id).status == "ACTIVE", "boot")
+    step_until(sim, lambda: conn.compute.get_server(server.id).status == "ACTIVE", "boot")
     log, data = _new_volume(sim, conn, "db-log"), _new_volume(sim, conn, "db-data")
     for vid in (log, data):
         conn.compute.create_volume_attachment(server.id, volume_id=vid)
-    _until(
+    step_until(
         sim,
         lambda: all(_volume_status(conn, v) == "in-use" for v in (log, data)),
         "attachments",
@@ -152,7 +143,7 @@ def _action(db: Database, action: str) -> None:
 
 def _snapshot(sim: SimProcess, db: Database, vid: str) -> str:
     snap = db.conn.block_storage.create_snapshot(volume_id=vid, force=True, name=f"s-{vid[:8]}")
-    _until(
+    step_until(
         sim, lambda: db.conn.block_storage.get_snapshot(snap.id).status == "available", "snapshot"
     )
     return str(snap.id)
@@ -176,7 +167,7 @@ def test_restored_snapshots_tell_their_freshness_and_agree(dbsim: SimProcess) ->
     sim.advance(30)
     # Quiesce, snapshot the log, let time pass, snapshot the data, thaw.
     _action(db, "quiesce")
-    _until(sim, lambda: db.conn.compute.get_server(db.server).task_state is None, "quiesce")
+    step_until(sim, lambda: db.conn.compute.get_server(db.server).task_state is None, "quiesce")
     snap_time = sim.now()
     log_snap = _snapshot(sim, db, db.log)
     sim.advance(5)
@@ -232,13 +223,13 @@ def test_quiesce_pauses_writes_and_the_application_stops_answering(dbsim: SimPro
     db = _database(sim)
     sim.advance(5)
     _action(db, "quiesce")
-    _until(sim, lambda: db.conn.compute.get_server(db.server).task_state is None, "quiesce")
+    step_until(sim, lambda: db.conn.compute.get_server(db.server).task_state is None, "quiesce")
     frozen = sim.now()
     health = sim.control("GET", f"/control/health/east/{db.server}")
     assert health["booted"] and not health["application_answering"]
     sim.advance(30)
     _action(db, "unquiesce")
-    _until(sim, lambda: db.conn.compute.get_server(db.server).task_state is None, "unquiesce")
+    step_until(sim, lambda: db.conn.compute.get_server(db.server).task_state is None, "unquiesce")
     thawed = sim.now()
     sim.advance(5)
     times = [e["time"] for e in _writes(sim, instance=db.server)]
@@ -265,7 +256,7 @@ def test_site_down_stops_writes(dbsim: SimProcess) -> None:
 
 
 def _wait_backup(sim: SimProcess, conn: Connection, bid: str) -> None:
-    _until(sim, lambda: conn.block_storage.get_backup(bid).status == "available", "backup")
+    step_until(sim, lambda: conn.block_storage.get_backup(bid).status == "available", "backup")
 
 
 def test_group_snapshot_backed_up_and_restored_at_the_other_site(dbsim: SimProcess) -> None:
@@ -277,12 +268,12 @@ def test_group_snapshot_backed_up_and_restored_at_the_other_site(dbsim: SimProce
     gtype = next(iter(bs.group_types()))
     vtype = next(iter(bs.types()))
     group = bs.create_group(name="db", group_type=gtype.id, volume_types=[vtype.id])
-    _until(sim, lambda: bs.get_group(group.id).status == "available", "group")
+    step_until(sim, lambda: bs.get_group(group.id).status == "available", "group")
     bs.update_group(group, add_volumes=f"{db.log},{db.data}")
     sim.advance(40)
     gs = bs.create_group_snapshot(group_id=group.id, name="cp1")
     taken = sim.now()
-    _until(sim, lambda: bs.get_group_snapshot(gs.id).status == "available", "group snapshot")
+    step_until(sim, lambda: bs.get_group_snapshot(gs.id).status == "available", "group snapshot")
     snaps = {s.volume_id: s.id for s in bs.snapshots(details=True) if s.group_snapshot_id == gs.id}
     assert set(snaps) == {db.log, db.data}
     sim.advance(20)  # the originals move on
@@ -307,7 +298,7 @@ def test_group_snapshot_backed_up_and_restored_at_the_other_site(dbsim: SimProce
         _wait_backup(sim, sim.connect("west"), imported)
         r = west.restore_backup(imported, name=f"restored-{imported[:8]}")
         vid = r.volume_id
-        _until(sim, lambda v=vid: west.get_volume(v).status == "available", "restore at west")
+        step_until(sim, lambda v=vid: west.get_volume(v).status == "available", "restore at west")
         restored.append(vid)
 
     result = sim.control(
@@ -335,10 +326,10 @@ def test_unfenced_evacuation_is_counted_as_double_running(dbsim: SimProcess) -> 
     db.conn.compute.update_service_forced_down(None, host=source, binary="nova-compute")
     db.conn.compute.evacuate_server(db.server)
     # From microversion 2.95 an evacuated server arrives stopped; start it.
-    _until(sim, lambda: db.conn.compute.get_server(db.server).task_state is None, "evacuation")
+    step_until(sim, lambda: db.conn.compute.get_server(db.server).task_state is None, "evacuation")
     if db.conn.compute.get_server(db.server).status == "SHUTOFF":
         db.conn.compute.start_server(db.server)
-    _until(sim, lambda: db.conn.compute.get_server(db.server).status == "ACTIVE", "start")
+    step_until(sim, lambda: db.conn.compute.get_server(db.server).status == "ACTIVE", "start")
     target = db.conn.compute.get_server(db.server).compute_host
     assert target != source
     sim.advance(10)

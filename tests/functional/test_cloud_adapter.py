@@ -18,6 +18,7 @@ import yaml
 from liferaft.clouds import Cloud, OpenStackCloud, ResourceNotFound, Tag
 from liferaft.errors import ConfigError, GiveUp, NeedsHuman, RetryLater
 from tests.support.sim import SimProcess
+from tests.support.wait import step_until
 
 T = TypeVar("T")
 
@@ -121,14 +122,18 @@ def test_region_comes_from_clouds_yaml(sim: SimProcess) -> None:
 
 
 def wait_status(get: Any, wanted: str, sim: SimProcess, tries: int = 20) -> Any:
-    """Poll a resource (advancing the stepped clock) until it reaches ``wanted``."""
-    obj = run(get())
-    for _ in range(tries):
-        if obj.status == wanted:
-            return obj
-        sim.advance(1)
+    """Read a resource (advancing the stepped clock) until it reaches ``wanted``."""
+    seen: list[str] = []
+
+    def reached() -> Any:
         obj = run(get())
-    raise AssertionError(f"still {obj.status}, wanted {wanted}")
+        seen.append(obj.status)
+        return obj if obj.status == wanted else None
+
+    try:
+        return step_until(sim, reached, f"status {wanted}", steps=tries)
+    except AssertionError as err:
+        raise AssertionError(f"{err}; last seen {seen[-1]}") from None
 
 
 def test_volumes_snapshots_backups_carry_the_tag(sim: SimProcess) -> None:
@@ -169,14 +174,15 @@ def test_volumes_snapshots_backups_carry_the_tag(sim: SimProcess) -> None:
 
     run(east.delete_backup(backup.id))
     run(east.delete_snapshot(snap.id))
-    wait_deleted = 0
-    while wait_deleted < 20:
+
+    def snapshot_gone() -> bool:
         try:
             run(east.get_snapshot(snap.id))
         except ResourceNotFound:
-            break
-        sim.advance(1)
-        wait_deleted += 1
+            return True
+        return False
+
+    step_until(sim, snapshot_gone, "the snapshot deleted", steps=20)
     run(east.delete_volume(vol.id))
     run(east.delete_volume(vol.id))  # idempotent: already gone is fine
     with pytest.raises(ResourceNotFound):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import pytest
 
 from tests.functional.test_serve import Controller, liferaft_cmd, write_config
 from tests.support.sim import SimProcess
+from tests.support.wait import wait_for
 
 
 def ha_config(sim: SimProcess, tmp_path: Path) -> tuple[dict[str, Any], list[str]]:
@@ -68,15 +68,11 @@ def ha_controller(sim: SimProcess, tmp_path: Path) -> Any:
 
 
 def poll(check: Any, what: str, sim: SimProcess, timeout: float = 60.0) -> Any:
-    """Move the simulator's clock a little at a time until ``check()`` returns something true."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        sim.advance(1)
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {timeout:g} s")
+    """Nudge the simulator's clock a second at a time until ``check()`` returns something true.
+
+    Real-time polling too: the controller under test acts on its own schedule.
+    """
+    return wait_for(check, timeout, what, interval=0.1, between=lambda: sim.advance(1))
 
 
 def cli(controller: Controller, token: str, *args: str) -> Any:

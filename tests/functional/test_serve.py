@@ -19,6 +19,7 @@ import yaml
 
 from liferaft.cli import client
 from tests.support.sim import SimProcess
+from tests.support.wait import wait_for
 
 READY = re.compile(r"liferaft ready api=(\S+) site=(\S+)")
 
@@ -84,6 +85,14 @@ def write_config(tmp_path: Path, sim: SimProcess, **extra: object) -> Path:
     return path
 
 
+def leading(controller: Controller, token: str) -> dict[str, object] | None:
+    """The controller's ``/v1/info`` once it leads, else None."""
+    info: dict[str, object] = httpx.get(
+        controller.url + "/v1/info", headers={"X-Auth-Token": token}, timeout=30
+    ).json()
+    return info if info["leader"] else None
+
+
 @pytest.fixture
 def controller(sim: SimProcess, tmp_path: Path) -> Iterator[Controller]:
     c = Controller(write_config(tmp_path, sim), tmp_path / "serve.log")
@@ -107,11 +116,10 @@ def test_serve_answers_with_a_real_token(
     info = r.json()
     assert info["site"] == "east" and info["clock"] == "simulator"
     # The only controller of its role takes the leadership.
-    deadline = time.monotonic() + 30
-    while not info["leader"] and time.monotonic() < deadline:
-        info = httpx.get(
-            controller.url + "/v1/info", headers={"X-Auth-Token": token}, timeout=30
-        ).json()
+    if not info["leader"]:
+        info = wait_for(
+            lambda: leading(controller, token), 30, "the controller to take the leadership"
+        )
     assert info["leader"] is True
 
     # The CLI's client helpers reach the same API, with a token issued from clouds.yaml.
@@ -225,15 +233,7 @@ def test_serve_leads_through_the_controller_and_releases_the_lease_on_stop(
     from liferaft.store import Store, sqlite_url
 
     token = str(sim.connect("east-demo").auth_token)
-    deadline = time.monotonic() + 60
-    info: dict[str, object] = {}
-    while time.monotonic() < deadline:
-        info = httpx.get(
-            controller.url + "/v1/info", headers={"X-Auth-Token": token}, timeout=30
-        ).json()
-        if info["leader"]:
-            break
-        time.sleep(0.2)
+    info = wait_for(lambda: leading(controller, token), 60, "the controller to take the leadership")
     assert info["leader"] is True, info
     assert controller.stop() == 0
     with Store(sqlite_url(tmp_path / "state"), migrate=False) as store:

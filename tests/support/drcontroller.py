@@ -29,10 +29,9 @@ import httpx
 import yaml
 
 from tests.support.sim import SimProcess
+from tests.support.wait import PATIENCE, wait_for
 
 READY = re.compile(r"liferaft ready api=(\S+)")
-#: Real seconds any one wait may take (two busy cores; the waits poll, a fast machine does not pay).
-PATIENCE = 180.0
 SETTLED = ("done", "failed", "paused", "cancelled", "rolled_back", "rollback_failed")
 TOPOLOGY: dict[str, Any] = {
     "sites": {"east": {"hosts": 3, "backup_site": "west"}, "west": {"hosts": 3}},
@@ -51,13 +50,7 @@ MANUAL = {
 
 def until(what: str, check: Callable[[], Any], timeout: float = PATIENCE) -> Any:
     """Poll ``check`` (real time: the simulated world runs on its own) until it is truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_for(check, timeout, what)
 
 
 class ApiError(AssertionError):
