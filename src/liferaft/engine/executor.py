@@ -75,7 +75,8 @@ class StepContext:
     step: str
     attempt: int
     params: dict[str, Any]
-    #: Results of the steps that are done (every dependency's is there).
+    #: Results of the steps that are done (every dependency's is there); read-only
+    #: (steps started together share it).
     results: dict[str, Any]
     clock: Clock
     site: str | None = None
@@ -195,6 +196,8 @@ class Executor:
         #: reloads them), then replaced by what each committed transition returns.
         #: Only the leader writes steps, and only through :meth:`_set_step`.
         self._steps: dict[str, dict[str, Step]] = {}
+        #: ``done`` records waiting for the next group commit (see :meth:`_record_done`).
+        self._done_queue: list[tuple[str, StepChange, asyncio.Future[Step]]] = []
 
     # -- registry ------------------------------------------------------------------
     def register(self, kind: str, build: Builder) -> None:
@@ -370,6 +373,40 @@ class Executor:
                 held[step.name] = step
         return steps
 
+    async def _record_done(self, workflow_id: str, name: str, result: Any) -> Step:
+        """Record a step ``done`` in a group commit; return once the record is durable.
+
+        Steps that finish in the same turn of the event loop (many do: sleepers
+        on the stepped clock wake together) share one transaction.  The caller
+        goes on -- and the drive loop learns the step is done -- only after the
+        commit, so nothing is acknowledged before its record is durable.
+        """
+        loop = asyncio.get_running_loop()
+        if self._done_queue and self._done_queue[0][2].get_loop() is not loop:
+            self._done_queue = []  # left by an event loop that ended before committing
+        fut: asyncio.Future[Step] = loop.create_future()
+        if not self._done_queue:
+            loop.call_soon(self._commit_done)
+        change = StepChange(name, S.DONE, step_sources(S.DONE), result=result, error=None)
+        self._done_queue.append((workflow_id, change, fut))
+        return await fut
+
+    def _commit_done(self) -> None:
+        queued, self._done_queue = self._done_queue, []
+        by_workflow: dict[str, list[tuple[StepChange, asyncio.Future[Step]]]] = {}
+        for workflow_id, change, fut in queued:
+            if not fut.cancelled():  # its task was cancelled: the step stays `running`
+                by_workflow.setdefault(workflow_id, []).append((change, fut))
+        for workflow_id, items in by_workflow.items():
+            try:
+                steps = self._set_steps(workflow_id, [c for c, _ in items])
+            except Exception as exc:  # NotLeader, a store error: every waiter raises it
+                for _, fut in items:
+                    fut.set_exception(exc)
+                continue
+            for (_, fut), step in zip(items, steps, strict=True):
+                fut.set_result(step)
+
     def _definition_for(self, wf: Workflow, steps: list[Step] | None = None) -> WorkflowDef:
         d = self.definition(wf.kind, wf.params)
         if steps is None:
@@ -395,6 +432,10 @@ class Executor:
             to = W.PAUSED if isinstance(exc, NeedsHuman) else W.FAILED
             return self._set_workflow(wf.id, to, error=describe(exc))
         steps = self._steps[wf.id] = {s.name: s for s in loaded}
+        # The steps not started yet by this loop, in definition order (a started
+        # one is never started again by it: retries happen inside its task), so
+        # each turn looks only at these.
+        todo = [n for n in d.order if steps[n].state in (S.PENDING, S.RUNNING, S.RETRYING)]
         inflight: dict[asyncio.Task[None], StepDef] = {}
         try:
             while True:
@@ -408,7 +449,7 @@ class Executor:
                     if final is not None:
                         return final
                 if wf.state == W.RUNNING and not (states[S.FAILED] or states[S.BLOCKED]):
-                    self._start_ready(wf, d, steps, inflight)
+                    todo = self._start_ready(wf, d, steps, todo, inflight)
                 if not inflight:
                     raise RuntimeError(
                         f"workflow {wf.id}: no step can start and none is running: "
@@ -468,12 +509,14 @@ class Executor:
         wf: Workflow,
         d: WorkflowDef,
         steps: Mapping[str, Step],
+        todo: list[str],
         inflight: dict[asyncio.Task[None], StepDef],
-    ) -> None:
+    ) -> list[str]:
+        """Start the steps of ``todo`` that can start; return those still to start."""
         running = {sd.name for sd in inflight.values()}
         per_site = Counter(sd.site for sd in inflight.values() if sd.site is not None)
         starting: list[tuple[StepDef, Step]] = []
-        for name in d.order:
+        for name in todo:
             rec = steps[name]
             if name in running or rec.state not in (S.PENDING, S.RUNNING, S.RETRYING):
                 continue
@@ -489,7 +532,7 @@ class Executor:
             starting.append((sd, rec))
             running.add(name)
         if not starting:
-            return
+            return todo
         # The `running` records of the steps that start now are committed in one
         # transaction before any of them acts (record-act-record is kept; a step
         # waiting out a retry delay records its own after the delay).
@@ -510,17 +553,17 @@ class Executor:
                 for sd, rec in batch
             ]
             recorded = {s.name: s for s in self._set_steps(wf.id, changes)}
-        # Once per call, not once per step started (that was O(n) each).
+        # One snapshot for the steps started together, not a copy per step (that
+        # was O(n) each); steps only read it.
         results = {n: s.result for n, s in steps.items() if s.state == S.DONE}
         for sd, rec in starting:
             now_rec = recorded.get(sd.name)
             task = asyncio.create_task(
-                self._run_step(
-                    wf, d, sd, now_rec or rec, dict(results), recorded=now_rec is not None
-                ),
+                self._run_step(wf, d, sd, now_rec or rec, results, recorded=now_rec is not None),
                 name=f"{wf.id}/{sd.name}",
             )
             inflight[task] = sd
+        return [n for n in todo if n not in running]
 
     async def _run_step(
         self,
@@ -607,7 +650,7 @@ class Executor:
                 self.hooks.point("after_record", sd.name)
                 return
             self.hooks.point("before_record", sd.name)
-            self._set_step(wf.id, sd.name, S.DONE, result=result, error=None)
+            await self._record_done(wf.id, sd.name, result)
             self.hooks.point("after_record", sd.name)
             return
 

@@ -601,7 +601,7 @@ class Store:
             self._check_fence(conn, fence)
             row = conn.execute(_RESOURCE_GET, tag).one_or_none()
             if row is None:
-                conn.execute(
+                res = conn.execute(
                     _RESOURCE_ADD,
                     {
                         **tag,
@@ -611,8 +611,12 @@ class Store:
                         "r_epoch": fence.epoch,
                     },
                 )
-                row = conn.execute(_RESOURCE_GET, tag).one()
-            elif row.cloud_id != cloud_id:
+                pk = res.inserted_primary_key
+                assert pk is not None
+                return Resource(
+                    int(pk[0]), run_id, step_id, kind, key, cloud_id, site, now, fence.epoch
+                )
+            if row.cloud_id != cloud_id:
                 raise ValueError(
                     f"resource ledger: {kind} {key!r} of run {run_id} step {step_id} is already "
                     f"{row.cloud_id!r}, refusing to record {cloud_id!r}"

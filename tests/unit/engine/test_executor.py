@@ -506,3 +506,41 @@ def test_a_cancel_recorded_by_another_executor_reaches_the_driving_loop(
     assert wf.state == "cancelled"
     assert started == ["a"]
     assert {s.name: s.state for s in store.get_steps("w1")} == {"a": "done", "b": "skipped"}
+
+
+def test_steps_finishing_together_share_a_commit_and_are_durable_before_dependents(
+    executor: Executor, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    n = 20
+    seen_by_join: list[str] = []
+
+    async def leaf(ctx: StepContext) -> str:
+        await ctx.clock.sleep(3)  # every leaf wakes at the same instant
+        return ctx.step
+
+    async def join(ctx: StepContext) -> None:
+        # what a restarted controller would find: every dependency is recorded done
+        seen_by_join.extend(s.state for s in store.get_steps("w1") if s.name != "j")
+
+    def build(params: dict[str, Any]) -> WorkflowDef:
+        leaves = [StepDef(f"l{i}", leaf) for i in range(n)]
+        deps = tuple(sd.name for sd in leaves)
+        return WorkflowDef("fan", [*leaves, StepDef("j", join, depends_on=deps)])
+
+    executor.register("fan", build)
+    executor.submit("fan", {}, workflow_id="w1")
+    batches: list[list[tuple[str, str]]] = []
+    transition_steps = store.transition_steps
+
+    def counting(fence: Any, workflow_id: str, changes: Any, *, now: float) -> Any:
+        batches.append([(c.name, c.to) for c in changes])
+        return transition_steps(fence, workflow_id, changes, now=now)
+
+    monkeypatch.setattr(store, "transition_steps", counting)
+    assert run(executor.run("w1")).state == "done"
+    assert seen_by_join == ["done"] * n
+    leaves_done = [b for b in batches if any(to == "done" and name != "j" for name, to in b)]
+    assert len(leaves_done) < n  # grouped: fewer commits than steps
+    assert sum(len(b) for b in leaves_done) == n
+    assert batches[0] == [(f"l{i}", "running") for i in range(n)]  # started in one commit
+    assert [s.state for s in store.get_steps("w1")] == ["done"] * (n + 1)
