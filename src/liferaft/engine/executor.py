@@ -522,7 +522,7 @@ class Executor:
                 continue
             if any(steps[dep].state != S.DONE for dep in rec.depends_on):
                 continue
-            if d.max_parallel is not None and len(inflight) >= d.max_parallel:
+            if d.max_parallel is not None and len(inflight) + len(starting) >= d.max_parallel:
                 break
             sd = d.step(name)
             if sd.site is not None and d.site_concurrency is not None:

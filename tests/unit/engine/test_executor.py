@@ -346,6 +346,31 @@ def test_per_site_concurrency_limit(executor: Executor) -> None:
     assert run(scenario()) == {"east": 2, "west": 2}
 
 
+def test_max_parallel_limits_the_steps_in_flight(executor: Executor) -> None:
+    """Steps started in one batch count against the limit too (host HA's
+    ``max_concurrent_evacuations`` rests on it)."""
+
+    async def scenario() -> tuple[int, int]:
+        active = peak = ran = 0
+
+        async def work(ctx: StepContext) -> None:
+            nonlocal active, peak, ran
+            active += 1
+            ran += 1
+            peak = max(peak, active)
+            for _ in range(3):
+                await asyncio.sleep(0)
+            active -= 1
+
+        steps = [StepDef(f"s{i}", work) for i in range(10)]
+        executor.register("k", lambda p: WorkflowDef("k", steps, max_parallel=3))
+        executor.submit("k", {}, workflow_id="w")
+        assert (await executor.run("w")).state == "done"
+        return peak, ran
+
+    assert run(scenario()) == (3, 10)
+
+
 def test_replay_reruns_a_step_found_running(
     executor: Executor, store: Store, leader: Leadership
 ) -> None:
