@@ -35,7 +35,9 @@ application traffic's lost share. Per case: the lower bound on the worst
 RPO ÷ target (:mod:`liferaft.logic.bound`), which no schedule -- even one
 knowing the future -- can beat under the same model.
 
-``--quick`` runs fewer links and a 60 s tick (under a minute); ``--json``
+``--quick`` runs fewer links and a 60 s tick (under a minute); ``--jobs N``
+spreads the cases' bounds and replays over N processes (one per core by
+default; the results do not depend on it); ``--json``
 prints one JSON object; results also go to ``bench/results/rpo.json``.
 """
 
@@ -43,8 +45,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,90 +88,188 @@ def _mean_budget_fraction() -> float:
     return sum(1.0 - (1.0 - TAKE_SHARE) * app_fraction(k * DAY_S / n) for k in range(n)) / n
 
 
-def run_case(
-    name: str,
-    groups: list[SimGroup],
-    factor: float,
-    tick_s: float,
-    seed: int,
-    refine_from: float = 0.0,
-    refine_windows: int = 2,
-) -> dict[str, Any]:
-    horizon = DAY_S
-    unique_rate = sum(g.trace.summed(0.0, horizon) for g in groups) / horizon
-    capacity = factor * unique_rate / _mean_budget_fraction()
-    app = app_demand(capacity, horizon, tick_s, seed)
-    link = SimLink(capacity, app, TAKE_SHARE, app_profile(capacity, horizon, 900.0), 900.0)
-    n_ticks = len(app)
+@dataclass(frozen=True)
+class CaseSpec:
+    """One case, as plain data: a worker process rebuilds its groups and link from it."""
 
-    def budget_at(t: float) -> float:
-        return budget(capacity, app[min(n_ticks - 1, int(t // tick_s))], TAKE_SHARE)
+    name: str
+    kind: str  # "synthetic" or "real"
+    factor: float
+    tick_s: float
+    seed: int
+    traces: str
+    refine_from: float
+    refine_windows: int
 
-    t0 = time.perf_counter()
+
+@dataclass
+class _Case:
+    groups: list[SimGroup]
+    workloads: int
+    capacity: float
+    unique_rate: float
+    app: tuple[float, ...]
+    link: SimLink
+    tick_s: float
+
+    def budget_at(self, t: float) -> float:
+        i = min(len(self.app) - 1, int(t // self.tick_s))
+        return budget(self.capacity, self.app[i], TAKE_SHARE)
+
+
+_GROUPS: dict[tuple[str, str], tuple[list[SimGroup], int]] = {}
+_CASES: dict[CaseSpec, _Case] = {}
+
+
+def _groups(kind: str, traces: str) -> tuple[list[SimGroup], int]:
+    key = (kind, traces if kind == "real" else "")
+    if key not in _GROUPS:
+        if kind == "synthetic":
+            _GROUPS[key] = (synthetic_groups(GROUPS, SEED), 0)
+        else:
+            _GROUPS[key] = csv_groups(Path(traces), GROUPS, SEED)
+    return _GROUPS[key]
+
+
+def _case(spec: CaseSpec) -> _Case:
+    """The case's groups, link and budget (built once per process)."""
+    if spec not in _CASES:
+        groups, workloads = _groups(spec.kind, spec.traces)
+        horizon = DAY_S
+        unique_rate = sum(g.trace.summed(0.0, horizon) for g in groups) / horizon
+        capacity = spec.factor * unique_rate / _mean_budget_fraction()
+        app = app_demand(capacity, horizon, spec.tick_s, spec.seed)
+        link = SimLink(capacity, app, TAKE_SHARE, app_profile(capacity, horizon, 900.0), 900.0)
+        _CASES[spec] = _Case(groups, workloads, capacity, unique_rate, app, link, spec.tick_s)
+    return _CASES[spec]
+
+
+def bound_task(spec: CaseSpec, horizon_s: float) -> dict[str, Any]:
+    """The lower bound of the case's first ``horizon_s`` seconds (the day, or a shorter day)."""
+    c = _case(spec)
+    t0 = time.process_time()
     bound = lower_bound(
-        [BoundGroup(g.target_s, g.overhead_s, g.trace) for g in groups],
-        budget_at,
-        horizon,
-        fine_s=tick_s,
+        [BoundGroup(g.target_s, g.overhead_s, g.trace) for g in c.groups],
+        c.budget_at,
+        horizon_s,
+        fine_s=spec.tick_s,
         window_step_s=900.0,
-        budget_step_s=tick_s,
-        refine_from=refine_from,
-        refine_windows=refine_windows,
+        budget_step_s=spec.tick_s,
+        refine_from=spec.refine_from,
+        # shorter days refine one window (they say how the deficit grows)
+        refine_windows=spec.refine_windows if horizon_s >= DAY_S else 1,
     )
-    bound_s = time.perf_counter() - t0
-    # Where no schedule keeps the targets, the bound of shorter days: how the
-    # least possible worst ratio grows over the day (an online logic learns
-    # the deficit as it accrues; the day's bound knows where the day ends).
-    prefix: dict[str, float] = {}
-    if bound.max_rpo_ratio > 1.0:
-        for h in PREFIX_HOURS:
-            prefix[f"{h:g}h"] = lower_bound(
-                [BoundGroup(g.target_s, g.overhead_s, g.trace) for g in groups],
-                budget_at,
-                h * 3600.0,
-                fine_s=tick_s,
-                window_step_s=900.0,
-                budget_step_s=tick_s,
-                refine_windows=1,
-                refine_from=refine_from,
-            ).max_rpo_ratio
-    periods = {
-        g.group_id: calibrate_period(
-            g.trace, g.target_s, g.overhead_s, budget_at, horizon, tick_s, (k * 0.618034) % 1.0
-        )
-        for k, g in enumerate(groups)
-    }
-    logics: list[DRLogic] = [FixedInterval(1800.0), PerGroupInterval(periods), RpoOptimal()]
-    history = initial_history(groups)
-    out: dict[str, Any] = {}
-    for logic in logics:
-        t1 = time.perf_counter()
-        report = tuple(h * 3600.0 for h in PREFIX_HOURS) if prefix else ()
-        res = replay(logic, groups, link, horizon, tick_s, history, report)
-        out[logic.name] = _summary(res, time.perf_counter() - t1)
-        if prefix:
-            out[logic.name]["max_rpo_ratio_by"] = {
-                f"{h:g}h": v for h, v in zip(PREFIX_HOURS, res.worst_ratio_at, strict=True)
-            }
     return {
-        "name": name,
-        "groups": len(groups),
-        "link": {
-            "size_factor": factor,
-            "capacity_bps": capacity,
-            "mean_unique_write_bps": unique_rate,
-            "app_take_share": TAKE_SHARE,
-            "tick_s": tick_s,
-        },
-        "lower_bound": {
-            "max_rpo_ratio": bound.max_rpo_ratio,
-            "binding_window_s": list(bound.binding_window) if bound.binding_window else None,
-            "pooled_max_rpo_ratio": bound.pooled_ratio,
-            "max_rpo_ratio_by": prefix or None,
-            "seconds": round(bound_s, 2),
-        },
-        "logics": out,
+        "max_rpo_ratio": bound.max_rpo_ratio,
+        "binding_window_s": list(bound.binding_window) if bound.binding_window else None,
+        "pooled_max_rpo_ratio": bound.pooled_ratio,
+        "seconds": round(time.process_time() - t0, 2),
     }
+
+
+def logic_task(spec: CaseSpec, logic_name: str) -> dict[str, Any]:
+    """Replay one logic over the case's day; its summary and worst ratio by each PREFIX_HOURS."""
+    c = _case(spec)
+    t0 = time.process_time()
+    logic: DRLogic
+    if logic_name == "fixed-interval":
+        logic = FixedInterval(1800.0)
+    elif logic_name == "per-group-interval":
+        logic = PerGroupInterval(
+            {
+                g.group_id: calibrate_period(
+                    g.trace,
+                    g.target_s,
+                    g.overhead_s,
+                    c.budget_at,
+                    DAY_S,
+                    spec.tick_s,
+                    (k * 0.618034) % 1.0,
+                )
+                for k, g in enumerate(c.groups)
+            }
+        )
+    elif logic_name == "rpo-optimal":
+        logic = RpoOptimal()
+    else:
+        raise ValueError(f"unknown logic {logic_name!r}")
+    report = tuple(h * 3600.0 for h in PREFIX_HOURS)
+    res = replay(logic, c.groups, c.link, DAY_S, spec.tick_s, initial_history(c.groups), report)
+    out = _summary(res, time.process_time() - t0)
+    out["max_rpo_ratio_by"] = {
+        f"{h:g}h": v for h, v in zip(PREFIX_HOURS, res.worst_ratio_at, strict=True)
+    }
+    return out
+
+
+LOGICS = ("fixed-interval", "per-group-interval", "rpo-optimal")
+
+
+class _Inline:
+    """A stand-in for a process pool that runs each task at once (``--jobs 1``, profiling)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        f: Future[Any] = Future()
+        f.set_result(fn(*args))
+        return f
+
+
+def run_cases(
+    specs: list[CaseSpec], jobs: int, on_done: Callable[[dict[str, Any]], None]
+) -> list[dict[str, Any]]:
+    """Every case's bound and logics, as independent tasks over ``jobs`` processes.
+
+    The tasks are deterministic and share nothing, so the results do not
+    depend on ``jobs``. Where the day's bound is above 1 the bounds of
+    shorter days follow (``PREFIX_HOURS``).
+    """
+    pool: Any = ProcessPoolExecutor(jobs) if jobs > 1 else _Inline()
+    try:
+        # the costly tasks first: the bounds that refine, then rpo-optimal
+        bounds = {s: pool.submit(bound_task, s, DAY_S) for s in specs}
+        logics = {
+            (s, name): pool.submit(logic_task, s, name) for name in reversed(LOGICS) for s in specs
+        }
+        prefixes: dict[tuple[CaseSpec, float], Future[Any]] = {}
+        results: list[dict[str, Any]] = []
+        for s in specs:
+            day = bounds[s].result()
+            if day["max_rpo_ratio"] > 1.0:
+                for h in PREFIX_HOURS:
+                    prefixes[(s, h)] = pool.submit(bound_task, s, h * 3600.0)
+        for s in specs:
+            day = bounds[s].result()
+            by = {
+                f"{h:g}h": prefixes[(s, h)].result()["max_rpo_ratio"]
+                for h in PREFIX_HOURS
+                if (s, h) in prefixes
+            }
+            out = {name: logics[(s, name)].result() for name in LOGICS}
+            for r in out.values():
+                if not by:
+                    del r["max_rpo_ratio_by"]
+            c = _case(s)
+            case: dict[str, Any] = {
+                "name": s.name,
+                "groups": GROUPS,
+                "link": {
+                    "size_factor": s.factor,
+                    "capacity_bps": c.capacity,
+                    "mean_unique_write_bps": c.unique_rate,
+                    "app_take_share": TAKE_SHARE,
+                    "tick_s": s.tick_s,
+                },
+                "lower_bound": {**day, "max_rpo_ratio_by": by or None},
+                "logics": out,
+            }
+            if s.kind == "real":
+                case["traces"] = {"file": s.traces, "workloads": c.workloads}
+            results.append(case)
+            on_done(case)
+        return results
+    finally:
+        if isinstance(pool, ProcessPoolExecutor):
+            pool.shutdown()
 
 
 def _summary(res: SimResult, seconds: float) -> dict[str, Any]:
@@ -216,6 +321,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer links, 60 s tick")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--traces", type=Path, default=DEFAULT_TRACES, help="vm-write-windows.csv")
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes for the cases' independent tasks (default: one per core)",
+    )
     args = ap.parse_args(argv)
     tick = 60.0 if args.quick else 30.0
     # --quick refines the bound (group by group, the costly part) on one
@@ -226,20 +337,28 @@ def main(argv: list[str] | None = None) -> int:
     synth_factors = [3.0, 0.8, 0.3] if args.quick else [10.0, 3.0, 1.5, 0.8, 0.5, 0.3, 0.15]
     real_factors = [3.0, 0.3] if args.quick else [10.0, 3.0, 0.8, 0.3]
     started = time.perf_counter()
-    cases = []
-    synth = synthetic_groups(GROUPS, SEED)
-    for f in synth_factors:
-        cases.append(
-            run_case(f"synthetic-x{f:g}", synth, f, tick, SEED + 1, refine_from, refine_windows)
+    cpu0 = time.process_time()
+    specs = [
+        CaseSpec(
+            f"synthetic-x{f:g}", "synthetic", f, tick, SEED + 1, "", refine_from, refine_windows
         )
-        _progress(cases[-1], args.json)
-    real, workloads = csv_groups(args.traces, GROUPS, SEED)
-    for f in real_factors:
-        cases.append(
-            run_case(f"real-vm-x{f:g}", real, f, tick, SEED + 2, refine_from, refine_windows)
+        for f in synth_factors
+    ] + [
+        CaseSpec(
+            f"real-vm-x{f:g}",
+            "real",
+            f,
+            tick,
+            SEED + 2,
+            str(args.traces),
+            refine_from,
+            refine_windows,
         )
-        cases[-1]["traces"] = {"file": str(args.traces), "workloads": workloads}
-        _progress(cases[-1], args.json)
+        for f in real_factors
+    ]
+    if not args.traces.is_file():
+        ap.error(f"--traces {args.traces}: no such file")
+    cases = run_cases(specs, max(1, args.jobs), lambda c: _progress(c, args.json))
     for c in cases:
         c["checks"] = checks(c)
     result = {
@@ -248,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
         "horizon_s": DAY_S,
         "cases": cases,
         "seconds": round(time.perf_counter() - started, 1),
+        # CPU of every process (children included), the load-independent cost
+        "cpu_seconds": round(time.process_time() - cpu0 + _children_cpu(), 1),
+        "jobs": max(1, args.jobs),
     }
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -257,6 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"done in {result['seconds']} s; results in bench/results/rpo.json")
     return 0
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def _progress(case: dict[str, Any], quiet: bool) -> None:
