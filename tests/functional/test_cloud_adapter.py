@@ -49,6 +49,26 @@ def test_identity_and_catalog(sim: SimProcess) -> None:
     assert info.project_id and info.user_id
 
 
+def test_endpoints_are_resolved_once_per_connection(sim: SimProcess) -> None:
+    """The first authenticated call pins each catalog endpoint as the proxy's override
+    (no catalog look-up per request); an unauthenticated ping pins nothing."""
+    east = adapter(sim)
+    run(east.ping())
+    conn = east.connection()
+    assert conn.compute.endpoint_override is None
+    catalog = {c.type: c for c in run(east.identity()).catalog}
+    public = {
+        e.url.rstrip("/")
+        for e in catalog["compute"].endpoints + catalog["volumev3"].endpoints
+        if e.interface == "public"
+    }
+    assert conn.compute.endpoint_override.rstrip("/") in public
+    assert conn.block_storage.endpoint_override.rstrip("/") in public
+    # requests through the pinned endpoints still work
+    assert run(east.list_servers()) == []
+    assert run(east.capacity())
+
+
 def test_validate_token_of_a_user(sim: SimProcess) -> None:
     east = adapter(sim)
     token = user_token(sim, "east")

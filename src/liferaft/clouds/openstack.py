@@ -390,6 +390,42 @@ def _service(s: Any) -> ComputeService:
     )
 
 
+#: Operations that must work without a token (they do not pin endpoints first).
+UNAUTHENTICATED_OPS = frozenset({"ping identity"})
+#: The service proxies whose endpoint is resolved once per connection.
+PINNED_SERVICES = ("compute", "block_storage", "network", "image", "placement", "object_store")
+
+
+def _pin_endpoints(conn: openstack.connection.Connection) -> bool:
+    """Resolve each service's endpoint once per connection, not on every request.
+
+    keystoneauth finds a request's endpoint in the service catalog each time,
+    normalising a deep copy of the whole catalog: about 0.4 ms of client CPU
+    per call, a third of a simple GET's (measured against the simulator).  The
+    endpoint found is set as the proxy's ``endpoint_override`` (what a
+    ``*_endpoint_override`` in ``clouds.yaml`` sets), so requests use it as
+    they are; a ``%(project_id)s`` in it is still filled in per request.  A
+    catalog entry that moves while the controller runs is picked up at its
+    next connection (a restart or a failover).  A service missing from the
+    catalog is left as it was: its requests look it up, and fail, as before.
+
+    Needs the catalog, hence a token: False (nothing pinned, try again later)
+    when authenticating fails -- the call that follows then fails as it would have.
+    """
+    for name in PINNED_SERVICES:
+        try:
+            proxy = getattr(conn, name)
+            if getattr(proxy, "endpoint_override", None) is None:
+                endpoint = proxy.get_endpoint()
+                if endpoint:
+                    proxy.endpoint_override = endpoint
+        except (ksa.Unauthorized, ksa.ConnectFailure, ksa.AuthorizationFailure):
+            return False
+        except (osx.SDKException, ksa.ClientException):
+            continue  # not in the catalog (or its discovery failed): looked up per request
+    return True
+
+
 class OpenStackCloud:
     """One site, reached through openstacksdk with a ``clouds.yaml`` entry.
 
@@ -413,6 +449,8 @@ class OpenStackCloud:
         self._capabilities: dict[str, bool] = {}
         self._microversions: dict[str, tuple[int, int]] = {}
         self._discovery = threading.Lock()
+        #: Whether this connection's endpoints are resolved (:func:`_pin_endpoints`).
+        self._pinned = False
         #: Flavor ids already looked up (an id names one flavor for good).
         self._flavor_ids: set[str] = set()
 
@@ -431,6 +469,7 @@ class OpenStackCloud:
                     cfg = openstack.config.OpenStackConfig(config_files=files)
                     region = cfg.get_one(cloud=self.cloud)
                     self._conn = openstack.connection.Connection(config=region)
+                    self._pinned = False
                 except Exception as exc:
                     raise convert(exc, f"{self.site}: connect to cloud {self.cloud!r}") from exc
             return self._conn
@@ -438,6 +477,10 @@ class OpenStackCloud:
     def _sync(self, op: str, fn: Callable[[openstack.connection.Connection], T]) -> T:
         conn = self.connection()
         try:
+            if not self._pinned and op not in UNAUTHENTICATED_OPS:
+                with self._discovery:
+                    if not self._pinned:
+                        self._pinned = _pin_endpoints(conn)
             return fn(conn)
         except Exception as exc:
             raise convert(exc, f"{self.site}: {op}") from exc
@@ -1045,6 +1088,15 @@ class OpenStackCloud:
             return self._get_volume(c, vid)
 
         return await self._run(f"restore backup {backup_id}", call)
+
+    async def request_restore(self, backup_id: str, volume_id: str) -> None:
+        def call(c: openstack.connection.Connection) -> None:
+            r = c.block_storage.post(
+                f"/backups/{backup_id}/restore", json={"restore": {"volume_id": volume_id}}
+            )
+            osx.raise_from_response(r)
+
+        await self._run(f"restore backup {backup_id}", call)
 
     # -- network -----------------------------------------------------------------
     async def create_port(

@@ -196,6 +196,14 @@ class Cloud(Protocol):
     async def restore_backup(
         self, backup_id: str, *, volume_id: str | None = None, name: str | None = None
     ) -> Volume: ...
+    async def request_restore(self, backup_id: str, volume_id: str) -> None:
+        """Restore a backup into an existing volume; no read-back.
+
+        Cinder puts the volume in ``restoring-backup`` before it answers, so a
+        listing begun after this returns shows the restore (or its end).
+        """
+        ...
+
     async def upload_volume_to_image(
         self, volume_id: str, *, name: str, force: bool = True
     ) -> Image:

@@ -172,12 +172,12 @@ async def _restore(
     )
     if target.status == "available":  # a replay restores again into the same volume
         await turns.turn(rank)  # the cloud queues restores: critical path first
-        restoring = await cloud.restore_backup(backup.id, volume_id=target.id)
+        await cloud.request_restore(backup.id, target.id)
         turns.mark([rank])
         await deps.watching.volume(
             target.id,
             lambda x: x.status == "available",
-            first=restoring,
+            look=False,  # the volume is restoring-backup before the cloud answers
             failed=lambda x: x.status.startswith("error"),
             what=f"{cloud.site}: restore into {target.id}",
             timeout=deps.timeout,
@@ -310,8 +310,12 @@ async def attach(deps: RecoveryDeps, ctx: StepContext, gi: int, si: int) -> dict
 async def verify(deps: RecoveryDeps, ctx: StepContext, gi: int, si: int) -> dict[str, Any]:
     b = ctx.results[f"boot:{_gk(gi)}:s{si}"]
     start = deps.clock.now()
+    # The first look comes from the watch's listing that saw the server boot (when
+    # this controller waited for it); later looks, after a failed check, read it anew.
+    seen = deps.watching.servers.seen(b["server_id"])
     while True:
-        server: Server = await deps.cloud.get_server(b["server_id"])
+        server: Server = seen or await deps.cloud.get_server(b["server_id"])
+        seen = None
         verdict = await deps.verifier.check(deps.site, server)
         if verdict.ok:
             return {

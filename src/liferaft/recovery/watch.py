@@ -96,6 +96,8 @@ class _Kind(Generic[T]):
         self.listed = 0
         #: Listings begun (each one's sequence number is the count before it).
         self.begun = 0
+        #: What the listing that settled a waiter showed of its object (``seen``).
+        self._seen: dict[str, T] = {}
 
     def _since(self) -> str | None:
         if self.mark is None or self.lists % FULL_EVERY == 0:
@@ -113,6 +115,7 @@ class _Kind(Generic[T]):
                 # asked for, an attach) -- the volume still "available", say.
                 keep.append(w)
             elif w.done(obj):
+                self._seen[obj.id] = obj
                 w.future.set_result(obj)
             elif w.failed(obj):
                 w.future.set_exception(GiveUp(f"{w.what} failed: {obj}"))
@@ -178,13 +181,16 @@ class _Kind(Generic[T]):
         what: str,
         timeout: float,
         first: T | None = None,
+        look: bool = True,
     ) -> T:
-        if first is None:
-            first = await self.get(oid)
-        if done(first):
-            return first
-        if failed(first):
-            raise GiveUp(f"{what} failed: {first}")
+        if first is not None or look:
+            if first is None:
+                first = await self.get(oid)
+            if done(first):
+                self._seen[oid] = first
+                return first
+            if failed(first):
+                raise GiveUp(f"{what} failed: {first}")
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self.waiters.setdefault(oid, []).append(
             _Waiter(done, failed, what, self.clock.now() + timeout, fut, after=self.begun)
@@ -196,6 +202,10 @@ class _Kind(Generic[T]):
         finally:
             if not fut.done():  # cancelled: forget this waiter
                 fut.cancel()
+
+    def seen(self, oid: str) -> T | None:
+        """The object as it was when a wait on it last ended here, if one did (in memory)."""
+        return self._seen.get(oid)
 
     async def close(self) -> None:
         if self.loop is not None:
@@ -225,10 +235,17 @@ class StatusWatch:
         what: str,
         timeout: float,
         first: Volume | None = None,
+        look: bool = True,
     ) -> Volume:
-        """Wait for ``done``; ``first``: what the caller just read or made (no GET of its own)."""
+        """Wait for ``done``; ``first``: what the caller just read or made (no GET of its own).
+
+        ``look=False`` (and no ``first``): no look of its own either -- for a caller
+        whose request changed the object's status before the cloud answered (a
+        restore puts the volume in ``restoring-backup`` at once): only listings
+        begun after the wait started can settle it, so they show that change.
+        """
         return await self.volumes.wait(
-            volume_id, done, failed=failed, what=what, timeout=timeout, first=first
+            volume_id, done, failed=failed, what=what, timeout=timeout, first=first, look=look
         )
 
     async def server(

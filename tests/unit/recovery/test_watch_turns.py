@@ -268,3 +268,43 @@ def test_turnstile_waits_no_longer_than_its_patience() -> None:
         await t.turn(3)  # returns at once
 
     asyncio.run(main())
+
+
+def test_a_wait_without_a_look_is_settled_only_by_a_later_listing() -> None:
+    """``look=False``: no GET; a listing begun before the wait cannot settle it (it may show
+    the volume as it was before the caller's request), one begun after does; the object
+    that settled it is kept as ``seen``."""
+
+    async def main() -> None:
+        cloud, clock = Cloud(), Clock()
+        cloud.add("busy", "creating")
+        cloud.add("v", "available")  # as a listing would show it before the restore
+        w = watch(cloud, clock)
+        done = lambda v: v.status == "available"  # noqa: E731
+        failed = lambda v: v.status == "error"  # noqa: E731
+        other = asyncio.ensure_future(w.volume("busy", done, failed=failed, what="", timeout=99))
+        await clock.advance(0)
+        assert w.volumes.seen("v") is None
+        # a listing is begun (the loop is running for "busy") before "v"'s wait starts
+        await clock.advance(1.0)
+        begun = w.volumes.begun
+        task = asyncio.ensure_future(
+            w.volume("v", done, failed=failed, what="v", timeout=99, look=False)
+        )
+        await clock.advance(0)
+        assert cloud.gets == 1  # only "busy"'s own first look
+        assert w.volumes.begun == begun and not task.done()
+        cloud.set("v", "restoring-backup")
+        await clock.advance(1.0)
+        assert not task.done()
+        cloud.set("v", "available")
+        await clock.advance(1.0)
+        assert task.done() and task.result().status == "available"
+        assert cloud.gets == 1
+        seen = w.volumes.seen("v")
+        assert seen is not None and seen.status == "available"
+        cloud.set("busy", "available")
+        await clock.advance(1.0)
+        assert other.done()
+
+    asyncio.run(main())
