@@ -1055,25 +1055,31 @@ class OpenStackCloud:
 
         return await self._run(f"export backup record {backup_id}", call)
 
-    async def import_backup_record(self, record: BackupRecord) -> Backup:
-        def call(c: openstack.connection.Connection) -> Backup:
-            # Cinder's POST /backups/import_record (every release since Kilo).  Not through
-            # the SDK's import_backup: in openstacksdk 4.x it posts to export_record and
-            # sends the request URL as the backup_url.
-            body = {
-                "backup-record": {
-                    "backup_service": record.backup_service,
-                    "backup_url": record.backup_url,
-                }
+    def _import_record(self, c: openstack.connection.Connection, record: BackupRecord) -> str:
+        # Cinder's POST /backups/import_record (every release since Kilo).  Not through
+        # the SDK's import_backup: in openstacksdk 4.x it posts to export_record and
+        # sends the request URL as the backup_url.
+        body = {
+            "backup-record": {
+                "backup_service": record.backup_service,
+                "backup_url": record.backup_url,
             }
-            r = c.block_storage.post("/backups/import_record", json=body)
-            osx.raise_from_response(r)
-            backup_id = (r.json().get("backup") or {}).get("id")
-            if not backup_id:
-                raise GiveUp(f"{self.site}: import backup record: the answer names no backup")
-            return self._get_backup(c, backup_id)
+        }
+        r = c.block_storage.post("/backups/import_record", json=body)
+        osx.raise_from_response(r)
+        backup_id = (r.json().get("backup") or {}).get("id")
+        if not backup_id:
+            raise GiveUp(f"{self.site}: import backup record: the answer names no backup")
+        return str(backup_id)
 
-        return await self._run("import backup record", call)
+    async def import_backup_record(self, record: BackupRecord) -> Backup:
+        return await self._run(
+            "import backup record",
+            lambda c: self._get_backup(c, self._import_record(c, record)),
+        )
+
+    async def request_import(self, record: BackupRecord) -> str:
+        return await self._run("import backup record", lambda c: self._import_record(c, record))
 
     async def restore_backup(
         self, backup_id: str, *, volume_id: str | None = None, name: str | None = None

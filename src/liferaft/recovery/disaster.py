@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from liferaft.clouds.model import BackupRecord, Server
+from liferaft.clouds.model import Backup, BackupRecord, Server
 from liferaft.clouds.port import Cloud, ResourceNotFound
 from liferaft.engine.clock import Clock
 from liferaft.engine.cloudsteps import ensure_port, ensure_server, ensure_volume
@@ -131,9 +131,14 @@ async def _restore(
     b = vol["backup"]
     rec = b["record"]
     record = BackupRecord(backup_service=rec["backup_service"], backup_url=rec["backup_url"])
+    # The backup as last read, or None when only imported: no read-back after the
+    # import (one GET per volume); its size comes from the manifest, and a restore
+    # asked for before Cinder finished importing is answered below.
+    backup: Backup | None = None
+    backup_id = str(b["backup_id"])
     if ctx.attempt == 1:  # nothing imported by this step yet: import straight away
         try:
-            backup = await cloud.import_backup_record(record)
+            backup_id = await cloud.request_import(record)
         except GiveUp as err:  # already here (an earlier run imported it): use it
             try:
                 backup = await cloud.get_backup(b["backup_id"])
@@ -143,22 +148,19 @@ async def _restore(
         try:
             backup = await cloud.get_backup(b["backup_id"])  # imported by an earlier attempt
         except ResourceNotFound:
-            backup = await cloud.import_backup_record(record)
-    if backup.status != "available":
-        backup = await wait_until(
-            deps.clock,
-            lambda: cloud.get_backup(backup.id),
-            lambda x: x.status == "available",
-            failed=lambda x: x.status.startswith("error"),
-            what=f"{cloud.site}: imported backup {backup.id}",
-            poll=deps.poll,
-            timeout=deps.timeout,
-        )
+            backup_id = await cloud.request_import(record)
+    if backup is None and b.get("size_gb") is None:  # an old manifest: ask the cloud
+        backup = await cloud.get_backup(backup_id)
+    if backup is not None:
+        backup_id = backup.id
+        if backup.status != "available":
+            backup = await _backup_available(deps, backup_id)
+    size_gb = backup.size_gb if backup is not None else int(b["size_gb"])
     target = await ensure_volume(
         ctx,
         cloud,
         name=f"{vol['name'] or vol['id'][:8]}",
-        size_gb=max(int(vol["size_gb"]), backup.size_gb),
+        size_gb=max(int(vol["size_gb"]), size_gb),
         volume_type=resolved(ctx.params, "volume_types", vol.get("volume_type")),
         metadata={"liferaft_source": vol["id"]},
     )
@@ -172,7 +174,7 @@ async def _restore(
     )
     if target.status == "available":  # a replay restores again into the same volume
         await turns.turn(rank)  # the cloud queues restores: critical path first
-        await cloud.request_restore(backup.id, target.id)
+        await request_restore(deps, backup_id, target.id, checked=backup is not None)
         turns.mark([rank])
         await deps.watching.volume(
             target.id,
@@ -184,7 +186,40 @@ async def _restore(
         )
     # No progress note: the result below says the same, and a note is one more store
     # commit per volume on the controller's loop.
-    return {"source": vol["id"], "volume_id": target.id, "backup_id": backup.id, "restored": True}
+    return {"source": vol["id"], "volume_id": target.id, "backup_id": backup_id, "restored": True}
+
+
+async def request_restore(
+    deps: RecoveryDeps, backup_id: str, volume_id: str, *, checked: bool
+) -> None:
+    """Ask the cloud to restore ``backup_id`` into ``volume_id``.
+
+    ``checked``: the backup was read and is ``available``.  If not (imported with no
+    read-back), a refusal may only mean Cinder is still importing (a 400: the backup
+    is not available yet): wait for the backup and ask once more.  Any other
+    refusal stands.
+    """
+    cloud = deps.cloud
+    try:
+        await cloud.request_restore(backup_id, volume_id)
+    except GiveUp:
+        if checked or (await cloud.get_backup(backup_id)).status == "available":
+            raise
+        await _backup_available(deps, backup_id)
+        await cloud.request_restore(backup_id, volume_id)
+
+
+async def _backup_available(deps: RecoveryDeps, backup_id: str) -> Backup:
+    cloud = deps.cloud
+    return await wait_until(
+        deps.clock,
+        lambda: cloud.get_backup(backup_id),
+        lambda x: x.status == "available",
+        failed=lambda x: x.status.startswith("error"),
+        what=f"{cloud.site}: imported backup {backup_id}",
+        poll=deps.poll,
+        timeout=deps.timeout,
+    )
 
 
 async def ports(deps: RecoveryDeps, ctx: StepContext, gi: int, si: int) -> list[dict[str, Any]]:
