@@ -9,6 +9,9 @@ mean, so a burst that has just begun is not averaged away.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 from liferaft.logic.contract import CheckpointRecord, GroupState
 
 #: Rate assumed for a group with no history (bytes/s).
@@ -68,3 +71,65 @@ def dirty_now_and_rate(g: GroupState, now_s: float) -> tuple[float, float, float
     now_bytes = g.written_since_capture_bytes * ratio
     rate = (g.write_rate_bps or 0.0) * ratio
     return now_bytes, max(rate, 0.5 * hist), hist
+
+
+@dataclass(frozen=True, slots=True)
+class DirtyCurve:
+    """Dirty bytes of one checkpoint as a function of its interval: ``D(L) = a·L^b``.
+
+    ``b = 1`` is a plain rate (no coalescing); ``b < 1`` says longer pieces
+    coalesce overwrites (a page written twice in one piece ships once), as
+    the dirty model's ``(1-f)·S + f·M`` does between its two extremes.
+    """
+
+    a: float
+    b: float
+
+    def bytes_over(self, length_s: float) -> float:
+        """Dirty bytes of one checkpoint covering ``length_s`` seconds."""
+        return self.a * length_s**self.b if length_s > 0 else 0.0
+
+    def cadence_bytes(self, span_s: float, piece_s: float) -> float:
+        """Bytes to cover ``span_s`` with equal pieces of at most ``piece_s`` seconds.
+
+        ``n`` pieces cost ``a·span^b·n^(1-b)``: fewest pieces, fewest bytes.
+        """
+        if span_s <= 0:
+            return 0.0
+        n = max(1, math.ceil(span_s / max(piece_s, 1e-9) - 1e-9))
+        return n * self.bytes_over(span_s / n)
+
+
+def fit_dirty_curve(
+    history: tuple[CheckpointRecord, ...],
+    *,
+    b_min: float = 0.3,
+    min_spread: float = 1.5,
+    default_bps: float = DEFAULT_RATE_BPS,
+    b_prior: float = 1.0,
+) -> DirtyCurve:
+    """``D(L) = a·L^b`` fitted to the checkpoints' (interval, bytes), least squares in logs.
+
+    The exponent is learnt only where the intervals differ by at least
+    ``min_spread``x (else it says nothing about coalescing and the curve is
+    the history's rate, ``b = 1``, or with ``b_prior`` a curve of that
+    exponent through the history's rate at its mean interval); it is kept
+    within ``[b_min, 1]``: dirty bytes never fall with a longer interval,
+    and never grow faster than it.
+    """
+    pts = [(r.interval_s, r.bytes) for r in history if r.interval_s > 0 and r.bytes > 0]
+    if not pts:
+        return DirtyCurve(dirty_rate(history, default_bps), 1.0)
+    lengths = [p[0] for p in pts]
+    if max(lengths) < min_spread * min(lengths):
+        rate = dirty_rate(history, default_bps)
+        mean_s = sum(lengths) / len(lengths)
+        # D(mean) = rate x mean: the prior only bends the curve around what was seen.
+        return DirtyCurve(rate * mean_s ** (1.0 - b_prior), b_prior)
+    xs = [math.log(p[0]) for p in pts]
+    ys = [math.log(p[1]) for p in pts]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    cov = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    b = min(1.0, max(b_min, cov / var))
+    return DirtyCurve(math.exp(my - b * mx), b)

@@ -24,6 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from liferaft.logic.contract import LinkState, budget
+from liferaft.logic.estimate import DirtyCurve
+
+#: Shortest checkpoint piece the cadence forecast assumes (seconds).
+MIN_PIECE_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +35,10 @@ class Need:
     """One group as the forecast sees it.
 
     ``rate_bps`` is its dirty rate, ``in_flight_bytes`` what its unlanded
-    transfers still carry (or are estimated to carry).
+    transfers still carry (or are estimated to carry). With a ``curve``
+    (and the checkpoint ``overhead_s``) its bytes to come are those of a
+    steady cadence of pieces ``rT - overhead`` long, sized by the curve
+    (longer pieces coalesce overwrites) instead of the rate x the span.
     """
 
     target_s: float
@@ -39,6 +46,8 @@ class Need:
     last_capture_s: float
     rate_bps: float
     in_flight_bytes: float
+    curve: DirtyCurve | None = None
+    overhead_s: float = 0.0
 
 
 def budget_over(link: LinkState, now_s: float, horizon_s: float, derate: float) -> float:
@@ -76,7 +85,13 @@ def bytes_needed(needs: Sequence[Need], now_s: float, horizon_s: float, ratio: f
         due = end - ratio * n.target_s
         if due <= n.recovery_point_s:
             continue
-        total += n.in_flight_bytes + n.rate_bps * max(0.0, due - n.last_capture_s)
+        span = max(0.0, due - n.last_capture_s)
+        if n.curve is None:
+            total += n.in_flight_bytes + n.rate_bps * span
+        else:
+            # The pieces are at least a minute long: a cadence never cuts finer.
+            piece = max(MIN_PIECE_S, ratio * n.target_s - n.overhead_s)
+            total += n.in_flight_bytes + n.curve.cadence_bytes(span, piece)
     return total
 
 

@@ -43,7 +43,13 @@ limits"): ``horizons_s`` adds a horizon forecast
 (:func:`liferaft.logic.horizon.forecast_ratio`, the smallest ratio whose
 needs over each horizon fit the profile's budget); ``forecast_use="ratio"``
 plans at the larger of it and the current worst, ``"spacing"`` uses it only
-for the minimum spacing between a group's captures.
+for the minimum spacing between a group's captures. ``size_model="curve"``
+sizes the forecast's bytes to come by a curve ``D(L) = a·L^b`` fitted to
+each group's checkpoints (:func:`liferaft.logic.estimate.fit_dirty_curve`)
+over a steady cadence of pieces ``rT - overhead`` long, so longer pieces
+coalesce overwrites (``curve_b_prior``: the exponent assumed while a
+group's checkpoint intervals are too alike to learn it); ``"rate"`` (the
+default) uses the history's rate.
 """
 
 from __future__ import annotations
@@ -60,7 +66,7 @@ from liferaft.logic.contract import (
     State,
     budget,
 )
-from liferaft.logic.estimate import dirty_now_and_rate
+from liferaft.logic.estimate import dirty_now_and_rate, fit_dirty_curve
 from liferaft.logic.horizon import Need, forecast_ratio
 
 
@@ -83,11 +89,17 @@ class RpoOptimal:
         margin_floor: float = 0.4,
         horizons_s: tuple[float, ...] = (),
         forecast_use: str = "ratio",
+        size_model: str = "rate",
+        curve_b_prior: float = 1.0,
     ) -> None:
         if not 0 < derate <= 1:
             raise ValueError(f"derate must be within (0, 1], not {derate}")
         if forecast_use not in ("ratio", "spacing"):
             raise ValueError(f"forecast_use must be 'ratio' or 'spacing', not {forecast_use!r}")
+        if size_model not in ("rate", "curve"):
+            raise ValueError(f"size_model must be 'rate' or 'curve', not {size_model!r}")
+        if not 0 < curve_b_prior <= 1:
+            raise ValueError(f"curve_b_prior must be within (0, 1], not {curve_b_prior}")
         if any(h <= 0 for h in horizons_s):
             raise ValueError(f"horizons_s must be positive durations, not {horizons_s}")
         self.derate = derate
@@ -98,6 +110,8 @@ class RpoOptimal:
         self.margin_floor = margin_floor
         self.horizons_s = tuple(horizons_s)
         self.forecast_use = forecast_use
+        self.size_model = size_model
+        self.curve_b_prior = curve_b_prior
 
     # -- planning ------------------------------------------------------------------------
 
@@ -273,6 +287,10 @@ class RpoOptimal:
                     g.last_capture_s,
                     est[i][2],
                     sum(p[2] for p in pending[i]),
+                    fit_dirty_curve(g.history, b_prior=self.curve_b_prior)
+                    if self.size_model == "curve"
+                    else None,
+                    g.overhead_s,
                 )
                 for i, g in enumerate(groups)
             ]

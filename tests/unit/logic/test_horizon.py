@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from liferaft.logic import CheckpointRecord, GroupState, LinkState, RpoOptimal, State
+from liferaft.logic.estimate import DirtyCurve
 from liferaft.logic.horizon import Need, budget_over, bytes_needed, forecast_ratio
 
 ONE_BPS = LinkState(capacity_bps=1.0, app_traffic_bps=0.0)
@@ -94,3 +95,59 @@ def test_rpo_optimal_rejects_bad_forecast_settings() -> None:
         RpoOptimal(forecast_use="mpc")
     with pytest.raises(ValueError, match="horizons_s"):
         RpoOptimal(horizons_s=(0.0,))
+
+
+def test_bytes_needed_with_a_coalescing_curve() -> None:
+    # D(L) = sqrt(L), target 900 s, no overhead, over the next 4,500 s
+    g = Need(900.0, 0.0, 0.0, 1.0, 0.0, DirtyCurve(1.0, 0.5), 0.0)
+    # ratio 1: 3,600 s to cover in 900 s pieces -> 4 x 30
+    assert bytes_needed([g], 0.0, 4500.0, 1.0) == pytest.approx(120.0)
+    # ratio 2: 2,700 s in pieces of at most 1,800 s -> 2 x sqrt(1350)
+    assert bytes_needed([g], 0.0, 4500.0, 2.0) == pytest.approx(2 * 1350**0.5)
+    # the overhead shortens the pieces: ratio 1 with 300 s of it -> 6 x sqrt(600)
+    g_o = Need(900.0, 0.0, 0.0, 1.0, 0.0, DirtyCurve(1.0, 0.5), 300.0)
+    assert bytes_needed([g_o], 0.0, 4500.0, 1.0) == pytest.approx(6 * 600**0.5)
+    # 50 B over the horizon: at r < 2.5 two pieces (>= 67 B), at 2.5 one of 2,250 s (47.4 B)
+    link = LinkState(capacity_bps=50.0 / 4500.0, app_traffic_bps=0.0)
+    assert forecast_ratio([g], link, 0.0, 4500.0) == pytest.approx(2.5, rel=2e-3)
+
+
+def test_rpo_optimal_curve_size_model() -> None:
+    state = _overloaded(3600.0)
+    # one checkpoint per group: no spread, the curve is the rate, the same 5.950
+    d = RpoOptimal(horizons_s=(86400.0,), size_model="curve").decide(state)
+    assert d.ratio == pytest.approx(5.950, rel=2e-3)
+    # the busy groups' checkpoints of 1,800 s and 7,200 s shipped 9 GB and 18 GB:
+    # D(L) = 9e9 sqrt(L / 1800); one piece covers 90000 - 14400 r once r >= 3.13, so
+    # 4 x 9e9 sqrt((90000 - 14400 r) / 1800) + 1e3 (87000 - 900 r) <= 1e6 x 86400
+    busy = tuple(
+        g.__class__(
+            g.group_id,
+            g.target_s,
+            g.weight,
+            g.overhead_s,
+            g.carrier,
+            g.recovery_point_s,
+            g.last_capture_s,
+            (
+                CheckpointRecord(-9000.0, 1800.0, int(9e9)),
+                CheckpointRecord(-7200.0, 7200.0, int(18e9)),
+            ),
+        )
+        for g in state.groups[1:]
+    )
+    coalescing = State(state.now_s, state.tick_s, (state.groups[0], *busy), (), state.link)
+    d = RpoOptimal(horizons_s=(86400.0,), size_model="curve").decide(coalescing)
+    assert d.ratio == pytest.approx(5.531, rel=2e-3)
+    # the rate model takes the mean, 27 GB / 9,000 s = 3 MB/s, over the whole span:
+    # 1.2e7 (90000 - 14400 r) + 1e3 (87000 - 900 r) <= 8.64e10  ->  r = 5.750
+    assert RpoOptimal(horizons_s=(86400.0,)).decide(coalescing).ratio == pytest.approx(
+        5.750, rel=2e-3
+    )
+
+
+def test_rpo_optimal_rejects_a_bad_size_model() -> None:
+    with pytest.raises(ValueError, match="size_model"):
+        RpoOptimal(size_model="oracle")
+    with pytest.raises(ValueError, match="curve_b_prior"):
+        RpoOptimal(size_model="curve", curve_b_prior=0.0)
