@@ -56,6 +56,8 @@ BAD_REQUESTS: list[tuple[str, str, Any, int, str]] = [
         "'volumes'",
     ),
     ("GET", "/control/double-running?gap=-1", None, 400, "'gap'"),
+    ("POST", "/control/health/mars", {"servers": ["s1"]}, 404, "unknown site"),
+    ("POST", "/control/health/east", {"servers": "s1"}, 400, "'servers'"),
 ]
 
 
@@ -227,6 +229,10 @@ def test_quiesce_pauses_writes_and_the_application_stops_answering(dbsim: SimPro
     frozen = sim.now()
     health = sim.control("GET", f"/control/health/east/{db.server}")
     assert health["booted"] and not health["application_answering"]
+    # The batched ask answers the same, and an unknown server beside it gets its own error.
+    many = sim.control("POST", "/control/health/east", {"servers": [db.server, "s1"]})
+    assert many["servers"][db.server] == health
+    assert many["servers"]["s1"]["error"]["code"] == 404
     sim.advance(30)
     _action(db, "unquiesce")
     step_until(sim, lambda: db.conn.compute.get_server(db.server).task_state is None, "unquiesce")

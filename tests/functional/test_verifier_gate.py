@@ -21,12 +21,19 @@ def test_probes_in_flight_are_bounded_and_all_answered() -> None:
                 head = await reader.readuntil(b"\r\n\r\n")
                 if not head:
                     break
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                ids = json.loads(await reader.readexactly(length))["servers"]
                 now += 1
                 peak = max(peak, now)
                 if peak >= SimulatorVerifier.MAX_IN_FLIGHT:
                     release.set()
                 await release.wait()  # hold every probe until the gate is full
-                body = json.dumps({"booted": True, "application_answering": True}).encode()
+                health = {"booted": True, "application_answering": True}
+                body = json.dumps({"servers": dict.fromkeys(ids, health)}).encode()
                 writer.write(
                     b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                     + f"content-length: {len(body)}\r\n\r\n".encode()
@@ -39,8 +46,9 @@ def test_probes_in_flight_are_bounded_and_all_answered() -> None:
         port = server.sockets[0].getsockname()[1]
         v = SimulatorVerifier(url=f"http://127.0.0.1:{port}")
         servers = [Server(id=f"s{i}", name=f"s{i}", status="ACTIVE") for i in range(40)]
+        # Checks of one site begun together share one ask: a site each makes 40 asks.
         verdicts = await asyncio.wait_for(
-            asyncio.gather(*(v.check("west", s) for s in servers)), 30
+            asyncio.gather(*(v.check(f"site{i}", s) for i, s in enumerate(servers))), 30
         )
         server.close()
         return peak, [x.ok for x in verdicts]

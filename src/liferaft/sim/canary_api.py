@@ -20,6 +20,10 @@ GET       /control/snapshots/{site}/{snap}/freshness    the same for a volume sn
 POST      /control/check-consistency                    ``{"site", "volumes": [...], "writer"}``
                                                         (or ``"snapshots": [...]``)
 GET       /control/health/{site}/{server}               what the guest's health probe sees
+POST      /control/health/{site}                        the same for many servers at once:
+                                                        ``{"servers": [...]}`` answers
+                                                        ``{"servers": {id: health}}`` (an
+                                                        unknown server: ``{"error": ...}``)
 GET       /control/double-running                       instances that wrote from two places at
                                                         once (``?gap=`` seconds of silence that
                                                         end a session, default 5)
@@ -194,6 +198,25 @@ def routes(server: SimServer) -> list[BaseRoute]:
         return json_response(guest_health(world, pp["site"], pp["server_id"]))
 
     @handler
+    async def health_many(request: Request) -> Response:
+        site = request.path_params["site"]
+        body = await read_json(request)
+        ids = body.get("servers") if isinstance(body, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ApiError(400, "health takes {'servers': [server ids]}")
+        if site not in world.sites:
+            raise ApiError(
+                404, f"unknown site {site!r}; sites are {', '.join(sorted(world.sites))}"
+            )
+        out: dict[str, Any] = {}
+        for sid in ids:  # one unknown server does not hide the others' health
+            try:
+                out[sid] = guest_health(world, site, sid)
+            except ApiError as err:
+                out[sid] = {"error": {"code": err.status, "message": str(err)}}
+        return json_response({"servers": out})
+
+    @handler
     async def double_runs(request: Request) -> Response:
         gap = _float_param(request, "gap")
         if gap is not None and not gap > 0:
@@ -211,5 +234,6 @@ def routes(server: SimServer) -> list[BaseRoute]:
         Route("/control/snapshots/{site}/{ident}/freshness", snapshot_freshness, methods=["GET"]),
         Route("/control/check-consistency", check, methods=["POST"]),
         Route("/control/health/{site}/{server_id}", health, methods=["GET"]),
+        Route("/control/health/{site}", health_many, methods=["POST"]),
         Route("/control/double-running", double_runs, methods=["GET"]),
     ]
