@@ -259,3 +259,19 @@ def test_compute_hosts_capacity_and_capabilities(sim: SimProcess) -> None:
     assert run(east.list_servers()) == []
     with pytest.raises(GiveUp, match="unknown capability"):
         run(east.supports("teleport"))
+
+
+def test_an_untagged_security_group_is_tagged_when_adopted(sim: SimProcess) -> None:
+    """A create whose tag call never happened (a kill between Neutron's two calls) leaves an
+    untagged group; adopting it tags it, so a clean-up by the run's tag finds it."""
+    east = adapter(sim)
+    conn = sim.connect("east")
+    try:
+        g = conn.network.create_security_group(name="lr-adopt", description="made by a step")
+    finally:
+        conn.close()
+    tag = Tag(run="run-7", step="secgroups:g0")
+    tagged = run(east.tag_security_group(str(g.id), tag))
+    assert tagged.id == g.id
+    assert set(tag.tags()) <= set(tagged.tags)
+    assert set(tag.tags()) <= set(run(east.get_security_group(str(g.id))).tags)

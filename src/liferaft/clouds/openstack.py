@@ -1398,6 +1398,14 @@ class OpenStackCloud:
 
         return await self._run(f"create security group {name!r}", call)
 
+    async def tag_security_group(self, group_id: str, tag: Tag) -> SecurityGroup:
+        def call(c: openstack.connection.Connection) -> SecurityGroup:
+            g = c.network.get_security_group(group_id)
+            c.network.set_tags(g, tag.tags())
+            return _security_group(c.network.get_security_group(group_id))
+
+        return await self._run(f"tag security group {group_id}", call)
+
     async def create_security_group_rule(
         self, group_id: str, rule: SecurityGroupRule
     ) -> SecurityGroupRule:

@@ -323,6 +323,10 @@ class Cloud(Protocol):
         """Create, then tag (two calls, as for ports)."""
         ...
 
+    async def tag_security_group(self, group_id: str, tag: Tag) -> SecurityGroup:
+        """Set ``tag``'s tags on a group made by a create whose tagging never happened."""
+        ...
+
     async def create_security_group_rule(
         self, group_id: str, rule: SecurityGroupRule
     ) -> SecurityGroupRule: ...

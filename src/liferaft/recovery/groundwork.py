@@ -146,7 +146,9 @@ async def secgroups(cloud: Cloud, ctx: StepContext, gi: int) -> dict[str, str]:
                     return g
             for g in found:  # made, never tagged: our description, no tags
                 if not g.tags and g.description == marker(src):
-                    return g
+                    # A controller killed between Neutron's create and its tag call left
+                    # it so: tag it now, or a clean-up by the run's tag would miss it.
+                    return await cloud.tag_security_group(g.id, tag)
             return None
 
         async def create(t: IdempotencyTag, src: str = sg["id"]) -> SecurityGroup:
