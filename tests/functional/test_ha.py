@@ -128,6 +128,13 @@ def drive(
     return run(main())
 
 
+def settled(d: SimDrive, host: str) -> bool:
+    """The host is recovered and its workflow's outcome recorded (the report step sets the
+    host's state; the workflow's own done record follows it, a moment later)."""
+    wf = d.workflow(host)
+    return d.host_state(host) == "recovered" and wf is not None and wf.state == "done"
+
+
 @pytest.mark.timeout(300)
 def test_a_powered_off_host_is_fenced_and_its_instances_run_elsewhere(
     sim: SimProcess, tmp_path: Path
@@ -137,7 +144,7 @@ def test_a_powered_off_host_is_fenced_and_its_instances_run_elsewhere(
     async def scenario(d: SimDrive) -> Any:
         await d.fault("host-power-loss", H1)
         t0 = d.clock.now()
-        t = await d.run_until(lambda: d.host_state(H1) == "recovered", max_seconds=900)
+        t = await d.run_until(lambda: settled(d, H1), max_seconds=900)
         wf = d.workflow(H1)
         assert wf is not None and wf.state == "done", wf
         report = d.store.get_step(wf.id, "report").result
@@ -169,7 +176,7 @@ def test_an_isolated_host_is_fenced_before_anything_is_evacuated(
     async def scenario(d: SimDrive) -> None:
         # The management network is cut: the guests still run and write, the BMC answers On.
         await d.fault("host-mgmt-isolation", H1)
-        await d.run_until(lambda: d.host_state(H1) == "recovered", max_seconds=900)
+        await d.run_until(lambda: settled(d, H1), max_seconds=900)
 
     drive(sim, tmp_path, scenario, segment={"shared_storage": True})
     actions = [e for e in writelog(sim, "bmc_action") if e["host"] == H1]
@@ -265,7 +272,7 @@ def test_a_repaired_host_rejoins_cleanly(sim: SimProcess, tmp_path: Path) -> Non
 
     async def scenario(d: SimDrive) -> Any:
         await d.fault("host-power-loss", H1)
-        await d.run_until(lambda: d.host_state(H1) == "recovered", max_seconds=900)
+        await d.run_until(lambda: settled(d, H1), max_seconds=900)
         await d.heal("host-power-loss", H1)  # repaired: power is back (the host stays off)
         d.service.rejoin(H1)
         await d.run_until(lambda: d.host_state(H1) == "active", max_seconds=900)
@@ -300,7 +307,7 @@ def test_a_reserved_host_is_used_and_leaves_the_pool(
 
     async def scenario(d: SimDrive) -> Any:
         await d.fault("host-power-loss", H1)
-        await d.run_until(lambda: d.host_state(H1) == "recovered", max_seconds=900)
+        await d.run_until(lambda: settled(d, H1), max_seconds=900)
         rows = {h["host"]: h for h in d.service.hosts()}
         svc = (await d.cloud.list_compute_services(host="east-reserve-1"))[0]
         return rows, svc
