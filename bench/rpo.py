@@ -106,15 +106,15 @@ class CaseSpec:
 class _Case:
     groups: list[SimGroup]
     workloads: int
-    capacity: float
     unique_rate: float
-    app: tuple[float, ...]
     link: SimLink
     tick_s: float
 
     def budget_at(self, t: float) -> float:
-        i = min(len(self.app) - 1, int(t // self.tick_s))
-        return budget(self.capacity, self.app[i], TAKE_SHARE)
+        app = self.link.app_bps
+        return budget(
+            self.link.capacity_bps, app[min(len(app) - 1, int(t // self.tick_s))], TAKE_SHARE
+        )
 
 
 _GROUPS: dict[tuple[str, str], tuple[list[SimGroup], int]] = {}
@@ -131,16 +131,24 @@ def _groups(kind: str, traces: str) -> tuple[list[SimGroup], int]:
     return _GROUPS[key]
 
 
+def link_for(
+    groups: list[SimGroup], factor: float, tick_s: float, seed: int
+) -> tuple[float, SimLink]:
+    """The groups' mean unique-write rate, and a link ``factor`` times it (of budget)."""
+    unique_rate = sum(g.trace.summed(0.0, DAY_S) for g in groups) / DAY_S
+    capacity = factor * unique_rate / _mean_budget_fraction()
+    app = app_demand(capacity, DAY_S, tick_s, seed)
+    return unique_rate, SimLink(
+        capacity, app, TAKE_SHARE, app_profile(capacity, DAY_S, 900.0), 900.0
+    )
+
+
 def _case(spec: CaseSpec) -> _Case:
     """The case's groups, link and budget (built once per process)."""
     if spec not in _CASES:
         groups, workloads = _groups(spec.kind, spec.traces)
-        horizon = DAY_S
-        unique_rate = sum(g.trace.summed(0.0, horizon) for g in groups) / horizon
-        capacity = spec.factor * unique_rate / _mean_budget_fraction()
-        app = app_demand(capacity, horizon, spec.tick_s, spec.seed)
-        link = SimLink(capacity, app, TAKE_SHARE, app_profile(capacity, horizon, 900.0), 900.0)
-        _CASES[spec] = _Case(groups, workloads, capacity, unique_rate, app, link, spec.tick_s)
+        unique_rate, link = link_for(groups, spec.factor, spec.tick_s, spec.seed)
+        _CASES[spec] = _Case(groups, workloads, unique_rate, link, spec.tick_s)
     return _CASES[spec]
 
 
@@ -254,7 +262,7 @@ def run_cases(
                 "groups": GROUPS,
                 "link": {
                     "size_factor": s.factor,
-                    "capacity_bps": c.capacity,
+                    "capacity_bps": c.link.capacity_bps,
                     "mean_unique_write_bps": c.unique_rate,
                     "app_take_share": TAKE_SHARE,
                     "tick_s": s.tick_s,

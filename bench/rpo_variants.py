@@ -33,20 +33,17 @@ from bench.rpo import (  # noqa: E402
     DEFAULT_TRACES,
     GROUPS,
     SEED,
-    TAKE_SHARE,
-    _mean_budget_fraction,
+    link_for,
 )
 from bench.rpo_traces import (  # noqa: E402
     DAY_S,
-    app_demand,
-    app_profile,
     csv_groups,
     initial_history,
     synthetic_groups,
 )
 
 from liferaft.logic.contract import Decisions, State  # noqa: E402
-from liferaft.logic.replay import SimGroup, SimLink, percentile, replay  # noqa: E402
+from liferaft.logic.replay import SimGroup, percentile, replay  # noqa: E402
 from liferaft.logic.rpo_optimal import RpoOptimal  # noqa: E402
 
 TRACE_EVERY_S = 1800.0
@@ -87,10 +84,7 @@ def run(
     trace: bool,
     trace_every_s: float = TRACE_EVERY_S,
 ) -> dict[str, Any]:
-    unique_rate = sum(g.trace.summed(0.0, DAY_S) for g in groups) / DAY_S
-    capacity = factor * unique_rate / _mean_budget_fraction()
-    app = app_demand(capacity, DAY_S, tick_s, seed)
-    link = SimLink(capacity, app, TAKE_SHARE, app_profile(capacity, DAY_S, 900.0), 900.0)
+    _, link = link_for(groups, factor, tick_s, seed)
     logic: Any = RpoOptimal(**kw)
     if trace:
         print(f"{name}:")

@@ -1086,9 +1086,8 @@ class OpenStackCloud:
     ) -> Volume:
         def call(c: openstack.connection.Connection) -> Volume:
             doc = {k: v for k, v in (("volume_id", volume_id), ("name", name)) if v is not None}
-            r = c.block_storage.post(f"/backups/{backup_id}/restore", json={"restore": doc})
-            vid = volume_id or (_json(r).get("restore") or {}).get("volume_id")
-            osx.raise_from_response(r)
+            answer = _post_restore(c, backup_id, doc)
+            vid = volume_id or (answer.get("restore") or {}).get("volume_id")
             if not vid:
                 raise GiveUp(f"{self.site}: restore backup {backup_id}: the answer names no volume")
             return self._get_volume(c, vid)
@@ -1096,13 +1095,10 @@ class OpenStackCloud:
         return await self._run(f"restore backup {backup_id}", call)
 
     async def request_restore(self, backup_id: str, volume_id: str) -> None:
-        def call(c: openstack.connection.Connection) -> None:
-            r = c.block_storage.post(
-                f"/backups/{backup_id}/restore", json={"restore": {"volume_id": volume_id}}
-            )
-            osx.raise_from_response(r)
-
-        await self._run(f"restore backup {backup_id}", call)
+        await self._run(
+            f"restore backup {backup_id}",
+            lambda c: _post_restore(c, backup_id, {"volume_id": volume_id}),
+        )
 
     # -- network -----------------------------------------------------------------
     async def create_port(
@@ -1401,8 +1397,7 @@ class OpenStackCloud:
     async def tag_security_group(self, group_id: str, tag: Tag) -> SecurityGroup:
         def call(c: openstack.connection.Connection) -> SecurityGroup:
             g = c.network.get_security_group(group_id)
-            c.network.set_tags(g, tag.tags())
-            return _security_group(c.network.get_security_group(group_id))
+            return _security_group(c.network.set_tags(g, tag.tags()))  # tags set on g too
 
         return await self._run(f"tag security group {group_id}", call)
 
@@ -1680,6 +1675,16 @@ def _server_group(g: Any) -> ServerGroup:
     return ServerGroup(
         id=str(g.id), name=g.name or "", policy=str(policy), members=tuple(g.member_ids or ())
     )
+
+
+def _post_restore(
+    c: openstack.connection.Connection, backup_id: str, doc: dict[str, str]
+) -> dict[str, Any]:
+    """Cinder's ``POST /backups/{id}/restore``; its answer (errors raised as openstacksdk's)."""
+    answer: dict[str, Any] = _json(
+        c.block_storage.post(f"/backups/{backup_id}/restore", json={"restore": doc})
+    )
+    return answer
 
 
 def _create_then_tag(
