@@ -70,30 +70,33 @@ class SimulatorClock:
         self.timeout = timeout
         self._client = httpx.Client(timeout=timeout)
         self._last: SimTime | None = None
-        self._read_at = 0.0  # time.monotonic() of the last reading
+        self._read_at = 0.0  # time.monotonic() when the last reading was asked for
+        self._returned = float("-inf")  # the latest now() answered: time never goes back
         self._aclient: httpx.AsyncClient | None = None
         self._aloop: asyncio.AbstractEventLoop | None = None
 
     # -- reading ---------------------------------------------------------------
     def read(self) -> SimTime:
         """Ask the simulator for its clock now (blocking, loopback: about a millisecond)."""
+        asked = time.monotonic()
         try:
             r = self._client.get(self.url)
         except httpx.HTTPError as err:
             raise RetryLater(f"cannot read the simulator clock at {self.url}: {err}") from None
         if r.status_code != 200:
             raise RetryLater(f"simulator clock at {self.url} answered HTTP {r.status_code}")
-        return self._remember(_parse(r.json(), self.url))
+        return self._remember(_parse(r.json(), self.url), asked)
 
     async def aread(self) -> SimTime:
         """:meth:`read` without blocking the event loop."""
+        asked = time.monotonic()
         try:
             r = await self._async_client().get(self.url)
         except httpx.HTTPError as err:
             raise RetryLater(f"cannot read the simulator clock at {self.url}: {err}") from None
         if r.status_code != 200:
             raise RetryLater(f"simulator clock at {self.url} answered HTTP {r.status_code}")
-        return self._remember(_parse(r.json(), self.url))
+        return self._remember(_parse(r.json(), self.url), asked)
 
     def _async_client(self) -> httpx.AsyncClient:
         # One client per event loop: making one per reading costs an SSL context
@@ -104,9 +107,14 @@ class SimulatorClock:
             self._aloop = loop
         return self._aclient
 
-    def _remember(self, t: SimTime) -> SimTime:
+    def _remember(self, t: SimTime, asked: float) -> SimTime:
+        # Extrapolate from when the reading was *asked for*: the simulator read its
+        # clock at some moment after that, so the guess is never early -- a capture
+        # time stamped from it never precedes what the world did before it.  Timed
+        # from the answer's arrival instead (which a busy event loop may handle long
+        # after), a guess could fall behind the world's time by that delay.
         self._last = t
-        self._read_at = time.monotonic()
+        self._read_at = asked
         return t
 
     def _extrapolated(self) -> float | None:
@@ -121,7 +129,10 @@ class SimulatorClock:
     # -- the Clock protocol ----------------------------------------------------
     def now(self) -> float:
         guess = self._extrapolated()
-        return guess if guess is not None else self.read().now
+        t = guess if guess is not None else self.read().now
+        # A fresh reading may be behind the last guess (which errs late): never go back.
+        self._returned = max(self._returned, t)
+        return self._returned
 
     async def sleep(self, seconds: float) -> None:
         start = await self.aread()
