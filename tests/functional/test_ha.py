@@ -129,10 +129,9 @@ def drive(
 
 
 def settled(d: SimDrive, host: str) -> bool:
-    """The host is recovered and its workflow's outcome recorded (the report step sets the
-    host's state; the workflow's own done record follows it, a moment later)."""
+    """The host is recovered and its workflow is done (see :meth:`SimDrive.settled`)."""
     wf = d.workflow(host)
-    return d.host_state(host) == "recovered" and wf is not None and wf.state == "done"
+    return d.settled(host) and wf is not None and wf.state == "done"
 
 
 @pytest.mark.timeout(300)
@@ -207,7 +206,7 @@ def test_a_failed_fence_evacuates_nothing_and_raises_an_alert(
 
     async def scenario(d: SimDrive) -> Any:
         await d.fault("host-mgmt-isolation", H1)
-        await d.run_until(lambda: d.host_state(H1) == "fence_failed", max_seconds=900)
+        await d.run_until(lambda: d.settled(H1, "fence_failed"), max_seconds=900)
         t_end = d.clock.now() + 120
         await d.run_until(lambda: d.clock.now() >= t_end, max_seconds=200)
         return d.workflow(H1)

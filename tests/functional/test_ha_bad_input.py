@@ -69,7 +69,7 @@ def test_a_bmc_answering_garbage_fails_the_fence_clearly_and_no_credential_leaks
     async def scenario(d: SimDrive) -> Any:
         sim.control("POST", "/control/faults", {"kind": "bmc-garbage", "target": f"east/{H1}"})
         await d.fault("host-power-loss", H1)
-        await d.run_until(lambda: d.host_state(H1) == "fence_failed", max_seconds=900)
+        await d.run_until(lambda: d.settled(H1, "fence_failed"), max_seconds=900)
         wf = d.workflow(H1)
         assert wf is not None
         events = [e.__dict__ if hasattr(e, "__dict__") else repr(e) for e in d.store.events()]

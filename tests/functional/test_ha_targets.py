@@ -40,7 +40,7 @@ def test_anti_affinity_target_and_an_early_unforce_is_retried(
 
     async def scenario(d: SimDrive) -> Any:
         await d.fault("host-power-loss", H1)
-        await d.run_until(lambda: d.host_state(H1) == "recovered", max_seconds=900)
+        await d.run_until(lambda: d.settled(H1), max_seconds=900)
         wf = d.workflow(H1)
         assert wf is not None
         plan = d.store.get_step(wf.id, "plan").result
@@ -77,7 +77,7 @@ def test_a_host_whose_recovery_left_an_instance_unplaced_still_rejoins(
 
     async def scenario(d: SimDrive) -> Any:
         await d.fault("host-power-loss", H1)
-        await d.run_until(lambda: d.host_state(H1) == "recovered", max_seconds=900)
+        await d.run_until(lambda: d.settled(H1), max_seconds=900)
         wf = d.workflow(H1)
         assert wf is not None
         unplaced = d.store.get_step(wf.id, "plan").result["unplaced"]

@@ -318,6 +318,18 @@ class SimDrive:
         row = hastore.get_host(self.store, self.service.site, host)
         return None if row is None else row.state
 
+    def settled(self, host: str, state: str = "recovered") -> bool:
+        """``host`` is in ``state`` and its recovery workflow's outcome is recorded.
+
+        The workflow's report step sets the host's state; the workflow's own
+        done record follows a moment later, so waiting on the host's state
+        alone can stop in between (seen under load in CI).
+        """
+        if self.host_state(host) != state:
+            return False
+        wf = self.workflow(host)
+        return wf is not None and wf.state not in ("pending", "running", "cancelling")
+
 
 # -- a controller process for crash tests -------------------------------------------------------
 async def _amain(args: Any) -> int:
@@ -335,9 +347,7 @@ async def _amain(args: Any) -> int:
         ttl=args.ttl,
     ) as d:
         # A new incarnation takes over at once (the dead one's lease is forgotten).
-        await d.run_until(
-            lambda: d.host_state(args.host) == args.until, max_seconds=args.max_seconds
-        )
+        await d.run_until(lambda: d.settled(args.host, args.until), max_seconds=args.max_seconds)
         wf = d.workflow(args.host)
         print(json.dumps({"state": wf.state if wf else None, "now": d.clock.now()}), flush=True)
     return 0
