@@ -77,22 +77,16 @@ _EVENT = insert(EventRow).values(
     detail=bindparam("e_detail", type_=EventRow.__table__.c.detail.type),
 )
 _STEP_WHERE = (StepRow.workflow_id == bindparam("s_wid"), StepRow.name == bindparam("s_name"))
-# The step's row and its workflow's role in one read (a transition needs both).
-_STEP_FOR_UPDATE = (
-    select(StepRow, WorkflowRow.role.label("wf_role"))
-    .join(WorkflowRow, WorkflowRow.id == StepRow.workflow_id)
-    .where(*_STEP_WHERE)
-    .with_for_update(of=StepRow)
-)
+# A step's row without its workflow's: the workflow's role is immutable and cached
+# (reading it from the workflows table walks past the row's params, a plan of a
+# thousand servers, on every transition: 0.14 -> 1.0 ms a transition at 3 MB).
+_STEP_FOR_UPDATE = select(StepRow).where(*_STEP_WHERE).with_for_update()
 _STEP_FOR_UPDATE_NO_RESULT = (
-    select(
-        *(c for c in StepRow.__table__.c if c.name != "result"),
-        WorkflowRow.role.label("wf_role"),
-    )
-    .join(WorkflowRow, WorkflowRow.id == StepRow.workflow_id)
+    select(*(c for c in StepRow.__table__.c if c.name != "result"))
     .where(*_STEP_WHERE)
-    .with_for_update(of=StepRow)
+    .with_for_update()
 )
+_WORKFLOW_ROLE = select(WorkflowRow.role).where(WorkflowRow.id == bindparam("w_id"))
 _RESOURCE_WHERE = (
     ResourceRow.run_id == bindparam("r_run"),
     ResourceRow.step_id == bindparam("r_step"),
@@ -139,6 +133,8 @@ class Store:
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = normalize_url(url)
         self._writer, self._reader = make_engines(self.url)
+        #: Each workflow's role, once read (it never changes after creation).
+        self._roles: dict[str, str] = {}
         if migrate:
             upgrade_engine(self._writer)
 
@@ -439,7 +435,7 @@ class Store:
     ) -> list[Step]:
         """Apply several step transitions of one workflow in one transaction (all or none).
 
-        Per step: one read (the step and its workflow's role), one update of
+        Per step: one read (the step; its workflow's role is cached), one update of
         the fields that change, one event; the returned records are built from
         what was read and written, not read back, and a result passed in is
         encoded once (a kept one is not decoded unless it is read).
@@ -457,9 +453,10 @@ class Store:
         row = conn.execute(stmt, {"s_wid": workflow_id, "s_name": name}).one_or_none()
         if row is None:
             self._step_missing(conn, workflow_id, name)
-        if row.wf_role != fence.role:
+        role = self._role_of(conn, workflow_id)
+        if role != fence.role:
             raise NotLeader(
-                f"workflow {workflow_id!r} belongs to role {row.wf_role!r}, not {fence.role!r}"
+                f"workflow {workflow_id!r} belongs to role {role!r}, not {fence.role!r}"
             )
         if row.state not in c.allowed_from:
             raise IllegalTransition(f"step {name!r} of workflow {workflow_id}", row.state, to)
@@ -496,6 +493,13 @@ class Store:
             now,
             fence.epoch,
         )
+
+    def _role_of(self, conn: Connection, workflow_id: str) -> str:
+        role = self._roles.get(workflow_id)
+        if role is None:
+            role = str(conn.execute(_WORKFLOW_ROLE, {"w_id": workflow_id}).scalar_one())
+            self._roles[workflow_id] = role
+        return role
 
     def _step_missing(self, conn: Connection, workflow_id: str, name: str) -> NoReturn:
         owner = conn.execute(
