@@ -101,12 +101,20 @@ class Leadership:
         return lease is not None and self.is_leader
 
     def confirm(self) -> Lease:
-        """Re-check the lease in the store now (and extend it); :class:`NotLeader` if lost.
+        """Make sure the lease is held with nearly ``ttl`` left; :class:`NotLeader` if lost.
 
         Called right before an action the store cannot fence (a cloud
-        create): after it the lease has ``ttl`` seconds left, and
-        :meth:`fence` refuses to act once fewer than ``margin`` remain.
+        create): after it the lease has at least ``ttl - margin / 2`` seconds
+        left, and :meth:`fence` refuses to act once fewer than ``margin``
+        remain.  A lease renewed in the store less than ``margin / 2`` ago is
+        not renewed again: nobody can take it before the expiry that renewal
+        wrote, so a second write would prove nothing new (a recovery of a
+        thousand servers confirmed 3,100 times, one write transaction each).
         """
+        if self.lease is not None and self.is_leader:
+            renewed_at = self.lease.expires_at - self.ttl
+            if 0.0 <= self.clock.now() - renewed_at <= self.margin / 2:
+                return self.lease
         if self.lease is None or not self.renew():
             raise NotLeader(f"{self.holder!r} does not hold the leadership of {self.role!r}")
         assert self.lease is not None

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +47,7 @@ MARGIN = 30.0
 FULL_EVERY = 60
 
 
+@functools.lru_cache(maxsize=65536)
 def _stamp(text: str | None) -> float | None:
     """A cloud timestamp (ISO 8601, no zone meaning UTC) in epoch seconds; None if unreadable."""
     if not text:
@@ -98,6 +100,8 @@ class _Kind(Generic[T]):
         self.begun = 0
         #: What the listing that settled a waiter showed of its object (``seen``).
         self._seen: dict[str, T] = {}
+        #: No waiter's deadline is earlier than this (``_expire`` skips until it passes).
+        self._first_deadline = float("inf")
 
     def _since(self) -> str | None:
         if self.mark is None or self.lists % FULL_EVERY == 0:
@@ -128,6 +132,9 @@ class _Kind(Generic[T]):
 
     def _expire(self) -> None:
         now = self.clock.now()
+        if now <= self._first_deadline:
+            return  # nobody's deadline has passed (scanning every waiter each poll cost O(n))
+        first = float("inf")
         for oid in list(self.waiters):
             keep = []
             for w in self.waiters[oid]:
@@ -137,10 +144,12 @@ class _Kind(Generic[T]):
                     w.future.set_exception(RetryLater(f"{w.what}: still not ready"))
                 else:
                     keep.append(w)
+                    first = min(first, w.deadline)
             if keep:
                 self.waiters[oid] = keep
             else:
                 del self.waiters[oid]
+        self._first_deadline = first
 
     async def _run(self) -> None:
         try:
@@ -192,16 +201,24 @@ class _Kind(Generic[T]):
             if failed(first):
                 raise GiveUp(f"{what} failed: {first}")
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        deadline = self.clock.now() + timeout
+        self._first_deadline = min(self._first_deadline, deadline)
         self.waiters.setdefault(oid, []).append(
-            _Waiter(done, failed, what, self.clock.now() + timeout, fut, after=self.begun)
+            _Waiter(done, failed, what, deadline, fut, after=self.begun)
         )
         if self.loop is None:
             self.loop = asyncio.create_task(self._run(), name=f"watch {what}")
         try:
             return await fut
         finally:
-            if not fut.done():  # cancelled: forget this waiter
+            if not fut.done():
                 fut.cancel()
+            if fut.cancelled():  # forget this waiter (the listing loop ends with the last)
+                left = [w for w in self.waiters.get(oid, []) if w.future is not fut]
+                if left:
+                    self.waiters[oid] = left
+                else:
+                    self.waiters.pop(oid, None)
 
     def seen(self, oid: str) -> T | None:
         """The object as it was when a wait on it last ended here, if one did (in memory)."""

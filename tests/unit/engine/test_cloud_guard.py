@@ -159,3 +159,25 @@ def test_sleep_until_is_a_deadline_not_a_duration() -> None:
         return woke
 
     assert asyncio.run(scenario()) == [T0 + 10]
+
+
+def test_confirm_writes_only_when_the_last_renewal_is_older_than_half_the_margin(
+    store: Store,
+) -> None:
+    clock = ManualClock(T0)
+    a = Leadership(store, "ctl", clock=clock, holder="a", ttl=10)  # margin 2 s
+    assert a.try_acquire()
+    first = store.get_lease("ctl")
+    assert first is not None and first.expires_at == T0 + 10
+    clock.advance(0.9)  # renewed 0.9 s ago: nobody can hold it before T0 + 10
+    assert a.confirm().expires_at == T0 + 10
+    assert store.get_lease("ctl") == first  # no write
+    clock.advance(0.2)  # 1.1 s > margin / 2: confirmed in the store, and extended
+    assert a.confirm().expires_at == pytest.approx(T0 + 11.1)
+    assert store.get_lease("ctl").expires_at == pytest.approx(T0 + 11.1)  # type: ignore[union-attr]
+    # A lease taken over behind a's back is seen at the next write.
+    clock.advance(20)
+    b = Leadership(store, "ctl", clock=clock, holder="b", ttl=10)
+    assert b.try_acquire()
+    with pytest.raises(NotLeader):
+        a.confirm()

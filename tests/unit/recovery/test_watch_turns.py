@@ -308,3 +308,40 @@ def test_a_wait_without_a_look_is_settled_only_by_a_later_listing() -> None:
         assert other.done()
 
     asyncio.run(main())
+
+
+def test_expiry_follows_each_waiters_own_deadline_and_a_cancelled_waiter_stops_the_polling() -> (
+    None
+):
+    async def main() -> None:
+        cloud, clock = Cloud(), Clock()
+        for vid in ("a", "b", "c"):
+            cloud.add(vid, "creating")
+        w = watch(cloud, clock)
+        done = lambda v: v.status == "available"  # noqa: E731
+        failed = lambda v: v.status == "error"  # noqa: E731
+        ta = asyncio.ensure_future(w.volume("a", done, failed=failed, what="a", timeout=5.5))
+        tb = asyncio.ensure_future(w.volume("b", done, failed=failed, what="b", timeout=2.5))
+        await clock.advance(0)
+        for _ in range(3):
+            await clock.advance(1.0)
+        # b's deadline (2.5) has passed, a's (5.5) has not.
+        with pytest.raises(RetryLater, match="b: still not ready"):
+            tb.result()
+        assert not ta.done()
+        # A waiter added later with an earlier deadline than a's is expired on time.
+        tc = asyncio.ensure_future(w.volume("c", done, failed=failed, what="c", timeout=0.5))
+        await clock.advance(0)
+        await clock.advance(1.0)
+        with pytest.raises(RetryLater, match="c: still not ready"):
+            tc.result()
+        assert not ta.done()
+        # Cancelling the last waiter forgets it at once: the listing loop ends.
+        ta.cancel()
+        await clock.advance(0)
+        lists = cloud.lists
+        for _ in range(3):
+            await clock.advance(1.0)
+        assert cloud.lists == lists and w.volumes.loop is None and not w.volumes.waiters
+
+    asyncio.run(main())
