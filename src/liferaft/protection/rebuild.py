@@ -164,28 +164,9 @@ def _restore_group(
                 created_at=docs[0][1]["captured_at"],
             )
         )
-    wanted = [
-        Member(
-            g.site,
-            "server",
-            s["id"],
-            s.get("name") or "",
-            g.id,
-            quiesce_rank=int(s.get("quiesce_rank") or 0),
-            tier=int(s.get("tier") or 0),
-        )
-        for s in newest["servers"]
-    ] + [Member(g.site, "volume", v["id"], v.get("name") or "", g.id) for v in newest["volumes"]]
-    for m in wanted:
-        owner = catalog.find_member(m.site, m.kind, m.cloud_id)
-        if owner is None:
-            g = catalog.add_member(g, m, now=newest["captured_at"])
-            out.members += 1
-        elif owner.group_id != g.id:
-            out.skipped.append(
-                f"{m.kind} {m.name or m.cloud_id} of group {g.name}: protected by group "
-                f"{owner.group_id} here; left there"
-            )
+    # The checkpoints before the members: the DR-Logic loop, running meanwhile, looks only
+    # at groups with volumes, and would force a first checkpoint (a new chain) of one that
+    # had its members but not yet its checkpoints.
     made = 0
     known = {c.id for c in catalog.list_checkpoints(group_id=g.id)}
     for name, doc in docs:
@@ -208,6 +189,28 @@ def _restore_group(
             )
         )
         made += 1
+    wanted = [
+        Member(
+            g.site,
+            "server",
+            s["id"],
+            s.get("name") or "",
+            g.id,
+            quiesce_rank=int(s.get("quiesce_rank") or 0),
+            tier=int(s.get("tier") or 0),
+        )
+        for s in newest["servers"]
+    ] + [Member(g.site, "volume", v["id"], v.get("name") or "", g.id) for v in newest["volumes"]]
+    for m in wanted:
+        owner = catalog.find_member(m.site, m.kind, m.cloud_id)
+        if owner is None:
+            g = catalog.add_member(g, m, now=newest["captured_at"])
+            out.members += 1
+        elif owner.group_id != g.id:
+            out.skipped.append(
+                f"{m.kind} {m.name or m.cloud_id} of group {g.name}: protected by group "
+                f"{owner.group_id} here; left there"
+            )
     out.groups.append(
         {
             "id": g.id,

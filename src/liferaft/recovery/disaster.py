@@ -371,6 +371,12 @@ async def report(deps: RecoveryDeps, ctx: StepContext) -> dict[str, Any]:
     )
     servers = [r for k, r in ctx.results.items() if k.startswith("boot:")]
     volumes = [r for k, r in ctx.results.items() if k.startswith("restore:")]
+    # Each group's restore results, in one pass (a pass over every result per group was
+    # quadratic: 100 groups x 15,000 results at 1,000 servers).
+    restored: dict[str, list[Any]] = {}
+    for k, r in ctx.results.items():
+        if k.startswith("restore:"):
+            restored.setdefault(k.split(":", 2)[1], []).append(r)
     return {
         "run_id": p["run_id"],
         "rto_s": done - p["requested_at"],
@@ -384,7 +390,7 @@ async def report(deps: RecoveryDeps, ctx: StepContext) -> dict[str, Any]:
                 "group": g["manifest"]["group"]["name"],
                 "checkpoint_id": g["manifest"]["checkpoint_id"],
                 "captured_at": g["manifest"]["captured_at"],
-                **_replica_point(ctx, gi),
+                **_replica_point(restored.get(_gk(gi), [])),
             }
             for gi, g in enumerate(p["groups"])
         ],
@@ -425,11 +431,9 @@ def _tier_up(ctx: StepContext) -> dict[str, Any]:
     return {"up_at": ctx.clock.now()}
 
 
-def _replica_point(ctx: StepContext, gi: int) -> dict[str, Any]:
+def _replica_point(restored: list[Any]) -> dict[str, Any]:
     """A storage-replicated group's recovery point: its replicas' last applied write."""
-    point = replica.group_point(
-        [r for k, r in ctx.results.items() if k.startswith(f"restore:{_gk(gi)}:")]
-    )
+    point = replica.group_point(restored)
     return {} if point is None else {"recovery_point": point}
 
 
