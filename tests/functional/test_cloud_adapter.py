@@ -275,3 +275,24 @@ def test_an_untagged_security_group_is_tagged_when_adopted(sim: SimProcess) -> N
     assert tagged.id == g.id
     assert set(tag.tags()) <= set(tagged.tags)
     assert set(tag.tags()) <= set(run(east.get_security_group(str(g.id))).tags)
+
+
+def test_an_untagged_network_and_subnet_are_tagged_when_adopted(sim: SimProcess) -> None:
+    """Test mode's isolated copies are created then tagged (two Neutron calls each); adopting
+    a copy a killed controller left untagged tags it, as for security groups."""
+    east = adapter(sim)
+    conn = sim.connect("east")
+    try:
+        net = conn.network.create_network(name="lr-test-adopt")
+        sn = conn.network.create_subnet(
+            network_id=net.id, name="lr-test-adopt-s0", cidr="10.99.0.0/24", ip_version=4
+        )
+    finally:
+        conn.close()
+    tag = Tag(run="run-8", step="isolate")
+    run(east.tag_network(str(net.id), tag))
+    assert run(east.find_network_tagged("lr-test-adopt", tag)) == net.id
+    tagged = run(east.tag_subnet(str(sn.id), tag))
+    assert tagged.id == sn.id and set(tag.tags()) <= set(tagged.tags)
+    found = run(east.find_subnet("lr-test-adopt-s0", tag))
+    assert found is not None and found.id == sn.id

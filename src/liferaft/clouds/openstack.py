@@ -1200,6 +1200,12 @@ class OpenStackCloud:
 
         return await self._run(f"find network {name!r}", call)
 
+    async def tag_network(self, network_id: str, tag: Tag) -> None:
+        def call(c: openstack.connection.Connection) -> None:
+            c.network.set_tags(c.network.get_network(network_id), tag.tags())
+
+        await self._run(f"tag network {network_id}", call)
+
     async def delete_network(self, network_id: str) -> None:
         await self._run(
             f"delete network {network_id}",
@@ -1245,6 +1251,13 @@ class OpenStackCloud:
             return None if s is None else _subnet(s)
 
         return await self._run(f"find subnet {name!r}", call)
+
+    async def tag_subnet(self, subnet_id: str, tag: Tag) -> Subnet:
+        def call(c: openstack.connection.Connection) -> Subnet:
+            sn = c.network.get_subnet(subnet_id)
+            return _subnet(c.network.set_tags(sn, tag.tags()))
+
+        return await self._run(f"tag subnet {subnet_id}", call)
 
     async def delete_subnet(self, subnet_id: str) -> None:
         await self._run(

@@ -44,9 +44,15 @@ def networks_of(params: dict[str, Any]) -> list[str]:
 async def _ensure_network(ctx: StepContext, cloud: Cloud, name: str) -> str:
     async def find(t: IdempotencyTag) -> str | None:
         found = await cloud.find_network_tagged(t.name, cloud_tag(t))
+        if found is not None:
+            return found
         # Neutron tags a network after creating it: a controller killed between the two
-        # calls left one with this run's name and no tag.  The name is this run's own.
-        return found if found is not None else await cloud.find_network(t.name)
+        # calls left one with this run's name and no tag.  The name is this run's own; tag
+        # it now, or a clean-up by the run's tag would miss it.
+        untagged = await cloud.find_network(t.name)
+        if untagged is not None:
+            await cloud.tag_network(untagged, cloud_tag(t))
+        return untagged
 
     async def create(t: IdempotencyTag) -> str:
         return await cloud.create_network(name=t.name, tag=cloud_tag(t))
@@ -64,9 +70,11 @@ async def _ensure_subnet(
         found = await cloud.find_subnet(t.name, cloud_tag(t))
         if found is not None:
             return found
-        return next(
+        untagged = next(
             (s for s in await cloud.list_subnets(network_id=network_id) if s.name == t.name), None
         )
+        # Made, never tagged (a kill between Neutron's create and tag calls): tag it now.
+        return None if untagged is None else await cloud.tag_subnet(untagged.id, cloud_tag(t))
 
     async def create(t: IdempotencyTag) -> Subnet:
         return await cloud.create_subnet(
